@@ -1,0 +1,3 @@
+"""The alert engine: rule kinds, the alert lifecycle, routing, silences and notification delivery."""
+
+from __future__ import annotations

@@ -1,0 +1,195 @@
+"""`drop`: a quality metric fell below its baseline by more than a margin, and the fall is real.
+
+    params:
+      metric: accuracy
+      match: ['model="churn-classifier"']
+      min_drop: 0.02                  # absolute (0.93 -> 0.905 is a drop of 0.025), and/or
+      min_drop_relative: 0.03         # a fraction of the baseline
+      baseline: 0.92                  # a fixed baseline; without it the series accuracy_baseline
+                                      # (same labels, written by a `baseline` source) is the baseline
+      examples_metric: accuracy_examples   # n behind each value: the drop must then be significant
+      alpha: 0.01
+      worse: down                     # "up" for a loss or an error rate
+      unchanged_for: 90d              # only while the production model has not changed for 90 days
+
+Direction-aware: a rise never alerts (for `worse: down`). When the number of evaluated examples n
+of the current value is known (a series `examples_metric` with the same labels and the same
+timestamp), the drop must also be significant at `alpha`: a one-sided two-proportion z-test when
+the baseline's n is known too (`baseline_examples_metric`, default `<baseline_metric>_examples`),
+else the one-sided Wilson bound of the current value must lie below the baseline. A drop past the
+margin that is not (yet) significant HOLDs: it neither fires nor resolves.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from pydantic import Field, field_validator, model_validator
+
+from alerts.kinds.base import Evaluation, RuleContext, RuleKind, SeriesNeed, SeriesParams
+from alerts.kinds.quality.common import Worse, by_labels, index_by, metric_name, newest, subset
+from alerts.model import Condition, Verdict
+from monitor.config.types import Duration
+from monitor.core.matchers import Selector
+from monitor.core.types import ms_from_datetime
+from monitor.quality.significance import drop_significance
+from monitor.store.interface import SeriesPoints
+
+
+class DropParams(SeriesParams):
+    worse: Worse = "down"
+    baseline: float | None = Field(default=None, description="a fixed baseline value")
+    baseline_metric: str | None = Field(
+        default=None, description="series holding the baseline (default <metric>_baseline)"
+    )
+    min_drop: float | None = Field(default=None, ge=0)
+    min_drop_relative: float | None = Field(default=None, ge=0)
+    examples_metric: str | None = None
+    baseline_examples_metric: str | None = None
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    unchanged_for: Duration | None = None
+    age_metric: str = "model_promotion_age_seconds"
+    join_on: list[str] = Field(default_factory=lambda: ["model"])
+    no_data_after: Duration | None = None
+
+    @field_validator("baseline_metric", "examples_metric", "baseline_examples_metric", "age_metric")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        return metric_name(value)
+
+    @field_validator("baseline")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("baseline must be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _margin(self) -> DropParams:
+        if self.min_drop is None and self.min_drop_relative is None:
+            raise ValueError("set min_drop (absolute) or min_drop_relative (a fraction of the baseline), or both")
+        if self.baseline is not None and self.baseline_metric is not None:
+            raise ValueError("give either baseline (a fixed value) or baseline_metric (a series), not both")
+        if self.baseline_examples_metric is not None and self.examples_metric is None:
+            raise ValueError("baseline_examples_metric needs examples_metric (the n of the current value)")
+        return self
+
+    @property
+    def baseline_series(self) -> str | None:
+        return None if self.baseline is not None else (self.baseline_metric or f"{self.metric}_baseline")
+
+    @property
+    def baseline_examples_series(self) -> str | None:
+        if self.examples_metric is None or self.baseline_series is None:
+            return None
+        return self.baseline_examples_metric or f"{self.baseline_series}_examples"
+
+
+def needs(params: DropParams) -> list[SeriesNeed]:
+    selector = params.selector()
+    out = [SeriesNeed("series", selector)]
+    for name, metric in (
+        ("baseline", params.baseline_series),
+        ("examples", params.examples_metric),
+        ("baseline_examples", params.baseline_examples_series),
+    ):
+        if metric is not None:
+            out.append(SeriesNeed(name, Selector(metric, selector.matchers)))
+    if params.unchanged_for is not None:
+        out.append(SeriesNeed("age", Selector(params.age_metric)))
+    return out
+
+
+def evaluate(params: DropParams, ctx: RuleContext) -> Evaluation:
+    now_ms = ms_from_datetime(ctx.now)
+    stale_ms = int(params.no_data_after.total_seconds() * 1000) if params.no_data_after else None
+    baselines = by_labels(ctx.series.get("baseline", ()))
+    examples = by_labels(ctx.series.get("examples", ()))
+    baseline_examples = by_labels(ctx.series.get("baseline_examples", ()))
+    ages = index_by(ctx.series.get("age", ()), params.join_on)
+    word = "below" if params.worse == "down" else "above"
+    verdicts: list[Verdict] = []
+    for series in ctx.series["series"]:
+        labels = series.key.label_dict()
+        details: dict[str, object] = {"metric": params.metric, "worse": params.worse, "direction_word": word}
+        point = newest(series)
+        if point is None:
+            verdicts.append(Verdict(labels, Condition.NODATA, None, {**details, "reason": "no data"}))
+            continue
+        if stale_ms is not None and now_ms - point.ts_ms > stale_ms:
+            reason = f"newest point is {(now_ms - point.ts_ms) / 1000:.0f}s old"
+            verdicts.append(Verdict(labels, Condition.NODATA, point.value, {**details, "reason": reason}))
+            continue
+        base_point = newest(baselines.get(series.key.labels))
+        baseline = params.baseline if params.baseline is not None else (base_point.value if base_point else None)
+        if baseline is None:
+            reason = f"no baseline (series {params.baseline_series} with these labels)"
+            verdicts.append(Verdict(labels, Condition.NODATA, point.value, {**details, "reason": reason}))
+            continue
+        drop = baseline - point.value if params.worse == "down" else point.value - baseline
+        relative = drop / abs(baseline) if baseline else (math.inf if drop > 0 else 0.0)
+        details.update(baseline=baseline, drop=drop, drop_relative=relative)
+        exceeds = (params.min_drop is None or drop > params.min_drop) and (
+            params.min_drop_relative is None or relative > params.min_drop_relative
+        )
+        n = _n_at(examples.get(series.key.labels), point.ts_ms)
+        n_base = newest(baseline_examples.get(series.key.labels))
+        if n is not None:
+            details["n"] = n
+        if n_base is not None:
+            details["baseline_n"] = n_base.value
+        if not exceeds:
+            verdicts.append(Verdict(labels, Condition.CLEAR, point.value, details))
+            continue
+        sig = drop_significance(point.value, n, baseline, n_base.value if n_base else None, params.worse, params.alpha)
+        details.update(test=sig.test, p_value=sig.p_value, bound=sig.bound)
+        if not sig.significant:
+            verdicts.append(Verdict(labels, Condition.HOLD, point.value, details))
+            continue
+        if params.unchanged_for is not None:
+            age = newest(ages.get(subset(series.key.labels, params.join_on)))
+            if age is None:
+                reason = f"no {params.age_metric} series for {dict(subset(series.key.labels, params.join_on))}"
+                verdicts.append(Verdict(labels, Condition.NODATA, point.value, {**details, "reason": reason}))
+                continue
+            details["age_seconds"] = age.value
+            if timedelta(seconds=age.value) < params.unchanged_for:
+                verdicts.append(Verdict(labels, Condition.CLEAR, point.value, details))
+                continue
+        verdicts.append(Verdict(labels, Condition.FIRE, point.value, details))
+    return Evaluation(verdicts)
+
+
+def _n_at(series: SeriesPoints | None, ts_ms: int) -> float | None:
+    """The number of examples behind the value at `ts_ms` (the examples point of that timestamp)."""
+    point = newest(series)
+    return point.value if point is not None and point.ts_ms == ts_ms and point.value > 0 else None
+
+
+KIND = RuleKind(
+    name="drop",
+    params=DropParams,
+    needs=needs,
+    evaluate=evaluate,
+    summary=(
+        "{% if details.drop is defined %}{{ details.metric }} is {{ value | round(4) }}, {{ details.drop | round(4) }}"
+        " {{ details.direction_word }} its baseline {{ details.baseline | round(4) }}"
+        "{% else %}{{ details.metric }}: {{ details.reason }}{% endif %}"
+    ),
+    template_vars=(
+        "metric",
+        "worse",
+        "direction_word",
+        "baseline",
+        "drop",
+        "drop_relative",
+        "n",
+        "baseline_n",
+        "test",
+        "p_value",
+        "bound",
+        "age_seconds",
+        "reason",
+    ),  # fmt: skip
+)

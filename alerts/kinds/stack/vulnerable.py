@@ -1,0 +1,81 @@
+"""`vulnerable`: an open finding at or above a severity (optionally only where a fix exists).
+
+    params: {severity: high, fixable_only: false, include_undetermined: false, packages: [torch]}
+
+One alert per (package, vulnerability); ignored findings never fire, and an alert resolves when
+the finding is fixed or ignored. A project that has not been reconciled yet has no data.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.stack.common import FINDING_VARS, PROVIDER, MinSeverity, at_least, finding_details, view, with_clears
+from alerts.model import Condition, Verdict
+from monitor.stack.versions import canonical_name
+
+
+class VulnerableParams(KindParams):
+    severity: MinSeverity = "high"
+    fixable_only: bool = False
+    include_undetermined: bool = False
+    packages: list[str] = Field(default_factory=list, description="only these packages (default: all)")
+
+    @field_validator("packages")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        return [canonical_name(v) for v in value]
+
+
+def needs(_params: VulnerableParams) -> list[SeriesNeed]:
+    return []
+
+
+def evaluate(params: VulnerableParams, ctx: RuleContext) -> Evaluation:
+    data = view(ctx)
+    if data is None:
+        return Evaluation([Verdict({}, Condition.NODATA, None, {"reason": "no stack inventory reconciled yet"})])
+    verdicts: list[Verdict] = []
+    for finding in data.findings:
+        if finding.ignored or (params.packages and finding.package not in params.packages):
+            continue
+        if finding.state == "undetermined" and not params.include_undetermined:
+            continue
+        if params.fixable_only and not finding.fixed_in:
+            continue
+        if not at_least(finding, params.severity):
+            continue
+        labels = {"package": finding.package, "vulnerability": finding.vuln_id}
+        verdicts.append(Verdict(labels, Condition.FIRE, finding.score or 0.0, finding_details(finding)))
+    return with_clears(verdicts, ctx)
+
+
+def promql(params: VulnerableParams, project: str) -> str | None:
+    levels = ["critical", "high", "medium", "low", "none", "unknown"]
+    if params.severity != "any":
+        levels = levels[: levels.index(params.severity) + 1]
+    states = "affected|undetermined" if params.include_undetermined else "affected"
+    if params.fixable_only or params.packages:
+        return None
+    return (
+        f'sum by (project, package) (mlmon_stack_findings{{{project},state=~"{states}",'
+        f'severity=~"{"|".join(levels)}",ignored="false"}}) > 0'
+    )
+
+
+KIND = RuleKind(
+    name="vulnerable",
+    params=VulnerableParams,
+    needs=needs,
+    evaluate=evaluate,
+    summary=(
+        "{{ details.package }} {{ details.versions }} is affected by {{ labels.vulnerability }} "
+        "({{ details.severity }}){% if details.fixed_in %}; fixed in {{ details.fixed_in }}"
+        "{% else %}; no known fix{% endif %}: {{ details.summary }}"
+    ),
+    extras=(PROVIDER,),
+    uses_memory=True,
+    template_vars=FINDING_VARS,
+    promql=promql,
+)

@@ -1,0 +1,81 @@
+"""Value types of the alert engine."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Condition(StrEnum):
+    """What a rule kind says of one series (or source) now.
+
+    HOLD is the hysteresis band: neither the firing nor the clearing condition holds, so the
+    alert keeps whatever state it is in.
+    """
+
+    FIRE = "fire"
+    CLEAR = "clear"
+    HOLD = "hold"
+    NODATA = "nodata"
+
+
+class AlertState(StrEnum):
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One alert candidate: its identifying labels (beyond the rule's), the condition, the value."""
+
+    labels: Mapping[str, str]
+    condition: Condition
+    value: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Identity of an alert: a hash of its sorted labels (annotations never count)."""
+    text = "\x1f".join(f"{k}\x1e{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertInstance:
+    """The persisted state of one alert (rule + labels)."""
+
+    rule: str
+    fingerprint: str
+    project: str | None
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    state: AlertState
+    value: float | None = None
+    nodata: bool = False
+    active_at: datetime | None = None
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+    keep_firing_since: datetime | None = None
+    nodata_since: datetime | None = None
+    last_eval_at: datetime | None = None
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    ack_comment: str | None = None
+    id: int | None = None
+
+    def evolve(self, **changes: Any) -> AlertInstance:
+        return replace(self, **changes)
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "")
+
+    @property
+    def acked(self) -> bool:
+        return self.acked_at is not None

@@ -1,0 +1,3 @@
+"""Integrations that deliver a queued notification: webhook, Slack, email, Alertmanager."""
+
+from __future__ import annotations

@@ -1,0 +1,225 @@
+"""`dcgm`: GPU time per project from DCGM exporter metrics in Prometheus, priced by a rate card.
+
+    kind: dcgm
+    params:
+      url: http://prometheus:9090
+      metric: DCGM_FI_PROF_GR_ENGINE_ACTIVE   # 0-1 busy ratio (or DCGM_FI_DEV_GPU_UTIL, percent)
+      by: [namespace]                         # label(s) naming the project, first non-empty wins
+      projects: {ml-churn: churn}             # label value -> project id
+      selector: 'cluster="prod"'              # more matchers
+      rates:                                  # per GPU-hour, by modelName (case-insensitive part)
+        - {model: H100, hourly: 4.10}
+        - {model: A100, hourly: 2.21}
+      currency: USD
+      resolution: 60s                         # sampling step of the subqueries
+
+Per day, at the day's end (or now), three instant queries over a `[<day>:<resolution>]`
+subquery, summed by the project label(s) and the GPU model:
+
+    count_over_time(M[d:r])                         -> samples: GPU-seconds held = count x r
+    count_over_time((M >= 0 <= max)[d:r])           -> samples with a real value
+    sum_over_time((M >= 0 <= max)[d:r])             -> their sum
+
+Busy GPU-seconds = held x (sum / count of real values). The range filter drops DCGM's
+"blank"/"not supported" sentinels (values near 2^31, 2^47 or 2^63), so a GPU that cannot report
+its activity is still billed for the time it is held, but does not drag the average to zero.
+Spend = held hours x the rate of the GPU's model (an unpriced model fails the run: spend must not
+be under-counted silently). Both `Hostname` (releases) and `hostname` (newer exporters) name the
+host; either spelling in `by` means both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from collectors.base import CollectContext, CollectResult, Params, SourceError, SourceKind
+from collectors.http import request_json, snippet
+from collectors.spend.daily import DailyTotals, withdrawn
+from collectors.spend.endpoint import DayWindow, EndpointParams, day_checkpoint, days_to_fetch
+from monitor.config.types import Duration
+from monitor.core.matchers import parse_matchers
+from monitor.core.naming import label_name_problem
+from monitor.spend.series import RESERVED_ATTRIBUTIONS, UNATTRIBUTED, Basis, Scope, zone
+
+METRICS = {"DCGM_FI_PROF_GR_ENGINE_ACTIVE": 1.0, "DCGM_FI_DEV_GPU_UTIL": 100.0}
+"""Busy metrics and their full-scale value."""
+MODEL_LABELS = ("modelName", "model_name")
+HOST_LABELS = ("Hostname", "hostname")
+
+
+class Rate(Params):
+    model: str = Field(min_length=1, description="part of the GPU's modelName, e.g. A100")
+    hourly: float = Field(ge=0, description="price per GPU-hour")
+
+
+class DcgmParams(EndpointParams):
+    metric: Literal["DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_DEV_GPU_UTIL"] = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+    by: list[str] = Field(default_factory=lambda: ["namespace"], min_length=1)
+    projects: dict[str, str] = Field(default_factory=dict, description="label value -> project id")
+    unmapped: Literal["keep", "unattributed"] = "keep"
+    selector: str = Field(default="", description='extra matchers: cluster="prod", pod!=""')
+    rates: list[Rate] = Field(default_factory=list)
+    default_rate: float | None = Field(default=None, ge=0, description="per GPU-hour for models no rate names")
+    resolution: Duration = timedelta(seconds=60)
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if label_name_problem(label) and label not in HOST_LABELS:
+                raise ValueError(f"expected label names, got {label!r}")
+        return value
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        if value.strip():
+            parse_matchers(value)
+        return value.strip().strip("{}")
+
+    @field_validator("projects")
+    @classmethod
+    def _projects(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, project in value.items():
+            if not project or project in RESERVED_ATTRIBUTIONS:
+                raise ValueError(f"projects[{key!r}]: expected a project id, got {project!r}")
+        return value
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1) or value % timedelta(seconds=1):
+            raise ValueError("resolution must be whole seconds, at least 1s")
+        return value
+
+    @property
+    def group_labels(self) -> list[str]:
+        labels: list[str] = []
+        for label in self.by:
+            for name in HOST_LABELS if label in HOST_LABELS else (label,):
+                if name not in labels:
+                    labels.append(name)
+        return [*labels, *MODEL_LABELS]
+
+
+class DcgmCollector:
+    def __init__(self, params: DcgmParams) -> None:
+        self.params = params
+        self.tz = zone(params.timezone)
+
+    def queries(self, window: DayWindow) -> dict[str, str]:
+        p = self.params
+        span = max(1, int((window.end - window.start).total_seconds()))
+        step = int(p.resolution.total_seconds())
+        series = f"{p.metric}{{{p.selector}}}" if p.selector else p.metric
+        valid = f"({series} >= 0 <= {METRICS[p.metric]:g})"
+        by = ", ".join(p.group_labels)
+        return {
+            "held": f"sum by ({by}) (count_over_time({series}[{span}s:{step}s]))",
+            "valid": f"sum by ({by}) (count_over_time({valid}[{span}s:{step}s]))",
+            "busy": f"sum by ({by}) (sum_over_time({valid}[{span}s:{step}s]))",
+        }
+
+    def project_of(self, labels: Mapping[str, str]) -> str:
+        for label in self.params.by:
+            names = HOST_LABELS if label in HOST_LABELS else (label,)
+            value = next((labels[n] for n in names if labels.get(n)), "")
+            if value:
+                if value in self.params.projects:
+                    return self.params.projects[value]
+                return value if self.params.unmapped == "keep" else UNATTRIBUTED
+        return UNATTRIBUTED
+
+    def rate_of(self, model: str) -> float:
+        lowered = model.lower()
+        for rate in self.params.rates:
+            if rate.model.lower() in lowered:
+                return rate.hourly
+        if self.params.default_rate is not None:
+            return self.params.default_rate
+        known = ", ".join(r.model for r in self.params.rates) or "none"
+        raise SourceError(
+            f"GPU model {model or '(no modelName label)'!r} has no rate in params.rates (known: {known}) and no "
+            "default_rate: add one, or its spend would be missing"
+        )
+
+    def add_day(self, totals: DailyTotals, window: DayWindow, answers: Mapping[str, list[dict[str, Any]]]) -> None:
+        step = self.params.resolution.total_seconds()
+        scale = METRICS[self.params.metric]
+        groups: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for name, result in answers.items():
+            for item in result:
+                labels: dict[str, str] = item.get("metric") or {}
+                value = _sample_value(item, name)
+                model = next((labels[m] for m in MODEL_LABELS if labels.get(m)), "")
+                groups[(self.project_of(labels), model)][name] += value
+        for (project, model), measures in groups.items():
+            held = measures.get("held", 0.0) * step
+            if held <= 0:
+                continue
+            busy = None
+            if measures.get("valid", 0.0) > 0:
+                mean = measures.get("busy", 0.0) / measures["valid"] / scale
+                busy = held * min(1.0, max(0.0, mean))
+            totals.add_gpu(project, window.day, held, busy)
+            totals.add_spend(project, Basis.ESTIMATED, Scope.GPU, window.day, held / 3600 * self.rate_of(model))
+
+    def collect(self, ctx: CollectContext) -> CollectResult:
+        p = self.params
+        windows = days_to_fetch(ctx.now, self.tz, ctx.checkpoint, p.backfill, p.refresh)
+        totals = DailyTotals(p.currency, self.tz)
+        with p.client(ctx) as client:
+            for window in windows:
+                answers = {}
+                for name, query in self.queries(window).items():
+                    answers[name] = _vector(
+                        request_json(
+                            client,
+                            "GET",
+                            p.url + "/api/v1/query",
+                            params={"query": query, "time": f"{window.end.timestamp():.3f}"},
+                        ),
+                        f"{p.url}/api/v1/query?query={query}",
+                    )
+                self.add_day(totals, window, answers)
+        days = {w.day for w in windows}
+        readings = totals.readings(ctx.source, days)
+        readings += withdrawn(ctx.reader, ctx.project, ctx.source, totals.metrics, days, self.tz, readings)
+        return CollectResult(
+            readings=readings, checkpoint=day_checkpoint(windows, ctx.checkpoint, ctx.now, currency=p.currency)
+        )
+
+
+def _vector(document: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(document, dict) or document.get("status") != "success":
+        error = document.get("error") if isinstance(document, dict) else None
+        raise SourceError(f"{where}: Prometheus answered {snippet(str(error or document))}")
+    data = document.get("data") or {}
+    if data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
+        raise SourceError(f"{where}: expected an instant vector, got {snippet(str(data))}")
+    result: list[dict[str, Any]] = data["result"]
+    return result
+
+
+def _sample_value(item: dict[str, Any], name: str) -> float:
+    try:
+        value = float(item["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise SourceError(
+            f"query {name}: expected [time, value] in each result, got {snippet(str(item), 80)}"
+        ) from None
+    return value if math.isfinite(value) else 0.0
+
+
+KIND = SourceKind(
+    "dcgm",
+    DcgmParams,
+    DcgmCollector,
+    "DCGM GPU busy time per project from Prometheus, priced by a per-model rate card",
+)

@@ -1,0 +1,29 @@
+"""The FastAPI application, built around a Runtime."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from monitor import __version__
+from monitor.api import errors
+from monitor.api.middleware import RequestMetrics
+from monitor.api.routes import admin, alerts, events, health, projects, samples, series
+from monitor.quality import api as quality_api
+from monitor.runtime import Runtime
+from monitor.spend import api as spend_api
+from monitor.stack import api as stack_api
+
+DESCRIPTION = """
+mlmon watches many ML projects and answers, per project: is the model still accurate, what does
+it cost against its budget, and is its PyTorch stack patched and current.
+"""
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(title="mlmon", version=__version__, description=DESCRIPTION, docs_url="/docs")
+    app.state.runtime = runtime
+    errors.install(app)
+    for module in (health, samples, series, projects, events, alerts, admin, stack_api, quality_api, spend_api):
+        app.include_router(module.router)
+    app.add_middleware(RequestMetrics, telemetry=runtime.telemetry)
+    return app

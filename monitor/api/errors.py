@@ -1,0 +1,56 @@
+"""One place that maps errors to HTTP answers. No stack trace ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from monitor.core.errors import ConfigError, InvalidInput, NotFound, TooLarge
+from monitor.ingest import jsonable_issues
+
+log = logging.getLogger("mlmon.api")
+
+
+def error_body(status: int, message: str, issues: list[dict[str, object]] | None = None) -> JSONResponse:
+    body: dict[str, object] = {"status": status, "message": message}
+    if issues:
+        body["issues"] = issues
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TooLarge)
+    async def _too_large(_request: Request, exc: TooLarge) -> JSONResponse:
+        return error_body(413, exc.summary, jsonable_issues(exc.issues))
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_request: Request, exc: InvalidInput) -> JSONResponse:
+        return error_body(422, exc.summary, jsonable_issues(exc.issues))
+
+    @app.exception_handler(ConfigError)
+    async def _config(_request: Request, exc: ConfigError) -> JSONResponse:
+        return error_body(422, "configuration refused", jsonable_issues(exc.issues))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return error_body(404, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues: list[dict[str, object]] = [
+            {"where": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()
+        ]
+        return error_body(422, "invalid request", issues)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_body(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error serving %s %s", request.method, request.url.path)
+        return error_body(500, "internal error; see the server log")

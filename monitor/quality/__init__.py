@@ -1,0 +1,3 @@
+"""Model quality: accuracy collectors, baselines, drift."""
+
+from __future__ import annotations

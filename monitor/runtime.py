@@ -1,0 +1,188 @@
+"""The running service's shared state: settings, store, current configuration, reloaders.
+
+A reload parses and checks the whole new file first; if it is refused, the old configuration
+keeps running and `mlmon_config_last_reload_successful` drops to 0. Subsystems (scheduler, alert
+engine) register named reloaders, applied in order, as Prometheus does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from alerts.compiled import alerting_checks
+from alerts.kinds import REGISTRY as RULE_KINDS
+from collectors import REGISTRY
+from collectors.base import SourceKind
+from collectors.checks import check_sources
+from monitor.config.loader import ExtraCheck, load_config
+from monitor.config.models import MlmonConfig
+from monitor.config.settings import Settings
+from monitor.core.clock import Clock, SystemClock
+from monitor.core.errors import ConfigError, Issue
+from monitor.core.types import Event, SeriesKey, ms_from_datetime
+from monitor.exposition import StoreCollector, build_registry
+from monitor.plans import SourcePlan, build_plans
+from monitor.quality import checks as quality_checks
+from monitor.spend import checks as spend_checks
+from monitor.stack import checks as stack_checks
+from monitor.store.store import Store
+from monitor.telemetry import Telemetry
+
+log = logging.getLogger("mlmon.runtime")
+
+Reloader = Callable[[MlmonConfig, list[SourcePlan]], None]
+
+
+def config_checks(kinds: Mapping[str, SourceKind[Any]] = REGISTRY) -> list[ExtraCheck]:
+    """Every check a configuration file must pass beyond its schema."""
+    return [
+        check_sources(kinds),
+        *alerting_checks(RULE_KINDS),
+        *stack_checks.CHECKS,
+        *quality_checks.CHECKS,
+        *spend_checks.CHECKS,
+    ]
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    ok: bool
+    error: ConfigError | None = None
+    changed_projects: tuple[str, ...] = ()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    clock: Clock
+    kinds: Mapping[str, SourceKind[Any]]
+    telemetry: Telemetry
+    metrics: CollectorRegistry
+    config: MlmonConfig
+    plans: list[SourcePlan]
+    extra_checks: list[ExtraCheck] = field(default_factory=list)
+    reloaders: list[tuple[str, Reloader]] = field(default_factory=list)
+    ingest_listeners: list[Callable[[set[SeriesKey]], None]] = field(default_factory=list)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        kinds: Mapping[str, SourceKind[Any]] = REGISTRY,
+        extra_checks: Sequence[ExtraCheck] = (),
+    ) -> Runtime:
+        """Load the configuration (raising ConfigError if it is invalid) and open the store."""
+        checks = [*config_checks(kinds), *extra_checks]
+        config = load_config(settings.config, checks)
+        store = store or Store.open(settings.database_url)
+        registry = CollectorRegistry()
+        telemetry = Telemetry(registry)
+        runtime = cls(
+            settings=settings,
+            store=store,
+            clock=clock or SystemClock(),
+            kinds=kinds,
+            telemetry=telemetry,
+            metrics=registry,
+            config=config,
+            plans=build_plans(config, kinds),
+            extra_checks=checks,
+        )
+        runtime.metrics = build_registry(registry, StoreCollector(store, lambda: runtime.config, runtime.clock))
+        telemetry.reload_successful.set(1)
+        telemetry.reload_timestamp.set(runtime.clock.now().timestamp())
+        return runtime
+
+    def on_reload(self, name: str, reloader: Reloader) -> None:
+        self.reloaders.append((name, reloader))
+
+    def on_ingest(self, listener: Callable[[set[SeriesKey]], None]) -> None:
+        self.ingest_listeners.append(listener)
+
+    def ingested(self, keys: set[SeriesKey]) -> None:
+        for listener in list(self.ingest_listeners):
+            try:
+                listener(keys)
+            except Exception:
+                log.exception("ingest listener failed")
+
+    def reload(self, actor: str = "system") -> ReloadOutcome:
+        """Re-read the configuration file; keep the running one if the new file is refused."""
+        with self._reload_lock:
+            try:
+                new = load_config(self.settings.config, self.extra_checks)
+                plans = build_plans(new, self.kinds)
+            except ConfigError as exc:
+                log.error("configuration reload refused, keeping the running configuration:\n%s", exc)
+                self.telemetry.reload_successful.set(0)
+                return ReloadOutcome(False, exc)
+            old = self.config
+            for name, reloader in self.reloaders:
+                try:
+                    reloader(new, plans)
+                except Exception as exc:
+                    log.exception("reloader %s failed; restoring the previous configuration", name)
+                    for _, undo in self.reloaders:
+                        try:
+                            undo(old, self.plans)
+                        except Exception:
+                            log.exception("restoring reloader failed")
+                    self.telemetry.reload_successful.set(0)
+                    path = str(self.settings.config)
+                    return ReloadOutcome(
+                        False, ConfigError(path, [Issue(path, f"applying it failed in {name}: {exc}")])
+                    )
+            self.config, self.plans = new, plans
+            changed = _changed_projects(old, new)
+            self._record_changes(changed, actor)
+            self.telemetry.reload_successful.set(1)
+            self.telemetry.reload_timestamp.set(self.clock.now().timestamp())
+            log.info("configuration reloaded (%d projects, %d sources)", len(new.projects), len(plans))
+            return ReloadOutcome(True, changed_projects=tuple(changed))
+
+    def _record_changes(self, changed: Mapping[str, str], actor: str) -> None:
+        if not changed:
+            return
+        now = ms_from_datetime(self.clock.now())
+        events = [
+            Event(
+                project,
+                now,
+                "config_change",
+                "configuration",
+                message=f"configuration reloaded: {what}",
+                source=None,
+                labels={"actor": actor},
+            )
+            for project, what in changed.items()
+        ]
+        try:
+            self.store.events.add(events)
+        except Exception:
+            log.exception("recording configuration change events failed")
+
+
+def _changed_projects(old: MlmonConfig, new: MlmonConfig) -> dict[str, str]:
+    """project id -> what changed, for projects whose configuration differs."""
+    before = {p.id: p for p in old.projects}
+    out: dict[str, str] = {}
+    for project in new.projects:
+        prior = before.get(project.id)
+        if prior is None:
+            out[project.id] = "project added"
+            continue
+        fields = [name for name in type(project).model_fields if getattr(project, name) != getattr(prior, name)]
+        if fields:
+            out[project.id] = "changed " + ", ".join(fields)
+    return out

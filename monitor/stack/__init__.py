@@ -1,0 +1,3 @@
+"""PyTorch stack health: inventory, advisories, staleness, patch SLA."""
+
+from __future__ import annotations

@@ -1,0 +1,113 @@
+"""An offline OSV database: a directory of OSV JSON files (any depth) or OSV's per-ecosystem `all.zip`.
+
+One bad record never stops the others: it is counted and reported with its file and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monitor.stack.advisories.model import Advisory, AdvisoryError, parse_advisory
+
+Progress = Callable[[int, int], None]
+"""Called with (records done, records in total) while loading."""
+
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that could not be loaded: where it is and why."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class LoadResult:
+    advisories: list[Advisory] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.advisories) + len(self.rejected)
+
+
+class OfflineSourceError(Exception):
+    """The database as a whole cannot be read (missing path, not a zip, no JSON in it)."""
+
+
+def _parse_bytes(raw: bytes, where: str) -> Advisory:
+    if len(raw) > MAX_RECORD_BYTES:
+        raise AdvisoryError(where, f"record is {len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
+    try:
+        doc = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise AdvisoryError(where, f"expected UTF-8 JSON: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise AdvisoryError(where, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    return parse_advisory(doc, where)
+
+
+def _entries(path: Path) -> tuple[int, Iterator[tuple[str, bytes]]]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.json") if p.is_file())
+        return len(files), ((str(f), f.read_bytes()) for f in files)
+    if zipfile.is_zipfile(path):
+        archive = zipfile.ZipFile(path)
+        names = [n for n in archive.namelist() if n.endswith(".json") and not n.endswith("/")]
+
+        def read() -> Iterator[tuple[str, bytes]]:
+            with archive:
+                for name in names:
+                    yield f"{path}!{name}", archive.read(name)
+
+        return len(names), read()
+    if path.suffix == ".json" and path.is_file():
+        return 1, iter([(str(path), path.read_bytes())])
+    raise OfflineSourceError(f"{path}: expected a directory of OSV JSON files or an OSV all.zip")
+
+
+def load_offline(path: str | Path, progress: Progress | None = None) -> LoadResult:
+    """Every record under `path`; bad records are counted in `rejected`, never fatal."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise OfflineSourceError(f"{root}: no such file or directory")
+    try:
+        total, entries = _entries(root)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise OfflineSourceError(f"{root}: cannot read: {exc}") from None
+    if total == 0:
+        raise OfflineSourceError(f"{root}: no .json records found")
+    result = LoadResult()
+    done = 0
+    try:
+        for where, raw in entries:
+            try:
+                result.advisories.append(_parse_bytes(raw, where))
+            except AdvisoryError as exc:
+                result.rejected.append(Rejected(where, str(exc).removeprefix(f"{where}: ")))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise OfflineSourceError(f"{root}: reading stopped after {done} of {total} records: {exc}") from None
+    return result
+
+
+def parse_records(docs: list[tuple[str, object]]) -> LoadResult:
+    """Records already decoded from JSON (the OSV API's answers), checked one by one."""
+    result = LoadResult()
+    for where, doc in docs:
+        try:
+            result.advisories.append(parse_advisory(doc, where))
+        except AdvisoryError as exc:
+            result.rejected.append(Rejected(where, str(exc).removeprefix(f"{where}: ")))
+    return result

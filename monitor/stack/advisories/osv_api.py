@@ -1,0 +1,97 @@
+"""The live OSV API: `POST /v1/querybatch` to find the records of each package, `GET /v1/vulns/{id}`
+for the full records.
+
+Packages are queried by name only (no version): the API then lists every record of the package,
+and matching is done here with the same rules as for the offline database. This keeps one matching
+engine, and sidesteps how the service reads local labels such as `+cu121`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from collectors.http import request_json
+from monitor.core.errors import SourceError, SourceUnavailable
+from monitor.stack.advisories.model import AdvisoryError, parse_time
+
+BATCH_SIZE = 1000
+MAX_PAGES = 100
+
+
+@dataclass
+class Listing:
+    """The record IDs (and their `modified` times) the API lists for each queried package."""
+
+    ids: dict[str, datetime | None] = field(default_factory=dict)
+    packages: dict[str, list[str]] = field(default_factory=dict)
+
+
+def list_records(client: httpx.Client, packages: Iterable[str], ecosystem: str = "PyPI") -> Listing:
+    """Every record ID the API has for each package (following each query's page tokens)."""
+    names = sorted(set(packages))
+    listing = Listing()
+    pending: list[tuple[str, str | None]] = [(n, None) for n in names]
+    pages = 0
+    while pending:
+        pages += 1
+        if pages > MAX_PAGES * max(1, len(names) // BATCH_SIZE + 1):
+            raise SourceError(f"OSV querybatch kept returning page tokens after {pages} requests; giving up")
+        batch, pending = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
+        queries: list[dict[str, Any]] = []
+        for name, token in batch:
+            query: dict[str, Any] = {"package": {"name": name, "ecosystem": ecosystem}}
+            if token:
+                query["page_token"] = token
+            queries.append(query)
+        answer = request_json(client, "POST", "/v1/querybatch", json={"queries": queries})
+        results = answer.get("results") if isinstance(answer, Mapping) else None
+        if not isinstance(results, list) or len(results) != len(batch):
+            raise SourceError(
+                f"OSV querybatch answered {len(results) if isinstance(results, list) else 'no'} results "
+                f"for {len(batch)} queries; expected one result per query"
+            )
+        for (name, _token), result in zip(batch, results, strict=True):
+            if not isinstance(result, Mapping):
+                raise SourceError(f"OSV querybatch result for {name} is not an object: {result!r}")
+            for vuln in result.get("vulns") or []:
+                if not isinstance(vuln, Mapping) or not isinstance(vuln.get("id"), str):
+                    raise SourceError(f"OSV querybatch listed a record without an id for {name}: {vuln!r}")
+                try:
+                    modified = parse_time(vuln.get("modified"), f"querybatch {name} {vuln['id']}.modified")
+                except AdvisoryError:
+                    modified = None
+                listing.ids[vuln["id"]] = modified
+                listing.packages.setdefault(name, []).append(vuln["id"])
+            token = result.get("next_page_token")
+            if isinstance(token, str) and token:
+                pending.append((name, token))
+    return listing
+
+
+def fetch_records(
+    client: httpx.Client, ids: Iterable[str], progress: Callable[[int, int], None] | None = None
+) -> tuple[list[tuple[str, object]], list[tuple[str, str]]]:
+    """The full record of each ID as (where, JSON object), and (where, why) for IDs the API refused.
+
+    An unreachable API (SourceUnavailable) stops the fetch; one record the API answers with an
+    error (a 404 for a record deleted since the listing) is only counted.
+    """
+    wanted = sorted(set(ids))
+    out: list[tuple[str, object]] = []
+    refused: list[tuple[str, str]] = []
+    for done, ident in enumerate(wanted, start=1):
+        where = f"OSV API /v1/vulns/{ident}"
+        try:
+            out.append((where, request_json(client, "GET", f"/v1/vulns/{ident}")))
+        except SourceUnavailable:
+            raise
+        except SourceError as exc:
+            refused.append((where, str(exc)))
+        if progress is not None:
+            progress(done, len(wanted))
+    return out, refused

@@ -1,0 +1,12 @@
+"""Every table of the store: the foundation's and each family's (what Alembic compares against)."""
+
+from __future__ import annotations
+
+import monitor.quality.tables
+import monitor.spend.tables
+import monitor.stack.tables
+from monitor.store.schema import metadata
+
+__all__ = ["metadata"]
+
+_FAMILIES = (monitor.stack.tables, monitor.quality.tables, monitor.spend.tables)

@@ -1,0 +1,179 @@
+"""Source runs (one row per collection) and each source's current state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from monitor.store.db import write_tx
+from monitor.store.schema import source_runs, source_state
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """The outcome of one collection."""
+
+    project: str
+    source: str
+    kind: str
+    started_at: datetime
+    duration_seconds: float
+    outcome: str
+    error: str | None = None
+    samples: int = 0
+    events: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """What the store knows of a source now."""
+
+    project: str
+    source: str
+    kind: str
+    first_run_at: datetime | None
+    last_run_at: datetime | None
+    last_success_at: datetime | None
+    last_outcome: str | None
+    last_error: str | None
+    last_duration_seconds: float | None
+    consecutive_failures: int
+    runs_total: int
+    failures_total: int
+    run_seconds_total: float
+    checkpoint: Mapping[str, Any] | None
+
+    @property
+    def up(self) -> bool:
+        return self.last_outcome == "ok"
+
+
+class SourceStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(
+        self, run: RunRecord, checkpoint: Mapping[str, Any] | None = None, conn: Connection | None = None
+    ) -> None:
+        """Append the run and update the source's state (and checkpoint, when given)."""
+        if conn is None:
+            with write_tx(self.engine) as tx:
+                self.record(run, checkpoint, tx)
+            return
+        conn.execute(
+            insert(source_runs).values(
+                project=run.project,
+                source=run.source,
+                kind=run.kind,
+                started_at=run.started_at,
+                duration_seconds=run.duration_seconds,
+                outcome=run.outcome,
+                error=run.error,
+                samples=run.samples,
+                events=run.events,
+            )
+        )
+        key = (source_state.c.project == run.project) & (source_state.c.source == run.source)
+        current = conn.execute(select(source_state).where(key)).first()
+        failed = 0 if run.ok else 1
+        values: dict[str, Any] = {
+            "kind": run.kind,
+            "last_run_at": run.started_at,
+            "last_outcome": run.outcome,
+            "last_error": run.error,
+            "last_duration_seconds": run.duration_seconds,
+        }
+        if run.ok:
+            values["last_success_at"] = run.started_at
+        if checkpoint is not None:
+            values["checkpoint"] = dict(checkpoint)
+        if current is None:
+            conn.execute(
+                insert(source_state).values(
+                    project=run.project,
+                    source=run.source,
+                    first_run_at=run.started_at,
+                    consecutive_failures=failed,
+                    runs_total=1,
+                    failures_total=failed,
+                    run_seconds_total=run.duration_seconds,
+                    **values,
+                )
+            )
+        else:
+            conn.execute(
+                update(source_state)
+                .where(key)
+                .values(
+                    consecutive_failures=(current.consecutive_failures + 1) if failed else 0,
+                    runs_total=current.runs_total + 1,
+                    failures_total=current.failures_total + failed,
+                    run_seconds_total=current.run_seconds_total + run.duration_seconds,
+                    **values,
+                )
+            )
+
+    def statuses(self, project: str | None = None) -> list[SourceStatus]:
+        query = select(source_state).order_by(source_state.c.project, source_state.c.source)
+        if project is not None:
+            query = query.where(source_state.c.project == project)
+        with self.engine.connect() as conn:
+            return [
+                SourceStatus(
+                    project=r.project,
+                    source=r.source,
+                    kind=r.kind,
+                    first_run_at=r.first_run_at,
+                    last_run_at=r.last_run_at,
+                    last_success_at=r.last_success_at,
+                    last_outcome=r.last_outcome,
+                    last_error=r.last_error,
+                    last_duration_seconds=r.last_duration_seconds,
+                    consecutive_failures=r.consecutive_failures,
+                    runs_total=r.runs_total,
+                    failures_total=r.failures_total,
+                    run_seconds_total=r.run_seconds_total,
+                    checkpoint=r.checkpoint,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def status(self, project: str, source: str) -> SourceStatus | None:
+        for status in self.statuses(project):
+            if status.source == source:
+                return status
+        return None
+
+    def runs(self, project: str | None = None, source: str | None = None, limit: int = 100) -> list[RunRecord]:
+        query = select(source_runs).order_by(source_runs.c.started_at.desc(), source_runs.c.id.desc())
+        if project is not None:
+            query = query.where(source_runs.c.project == project)
+        if source is not None:
+            query = query.where(source_runs.c.source == source)
+        with self.engine.connect() as conn:
+            return [
+                RunRecord(
+                    project=r.project,
+                    source=r.source,
+                    kind=r.kind,
+                    started_at=r.started_at,
+                    duration_seconds=r.duration_seconds,
+                    outcome=r.outcome,
+                    error=r.error,
+                    samples=r.samples,
+                    events=r.events,
+                )
+                for r in conn.execute(query.limit(limit))
+            ]
+
+    def prune_runs(self, before: datetime, conn: Connection) -> int:
+        result = conn.execute(delete(source_runs).where(source_runs.c.started_at < before))
+        return result.rowcount or 0

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: real peers (servers, processes) and small utilities."""
