@@ -19,7 +19,7 @@ COPY pyproject.toml README.md ./
 COPY monitor ./monitor
 COPY collectors ./collectors
 COPY alerts ./alerts
-RUN pip install ".[postgres]" \
+RUN pip install ".[postgres,focus]" \
     && cd / \
     && rm -rf /src
 

@@ -13,7 +13,7 @@ from alerts.templates import template_problems
 from monitor.config.alerting import RuleConfig
 from monitor.config.loader import ExtraCheck, Loc, RawCheck, model_problems
 from monitor.config.models import MlmonConfig, ProjectConfig
-from monitor.core.matchers import matches_all
+from monitor.core.matchers import Matcher, matches_all
 
 DEFAULT_ANNOTATIONS = {"description": ""}
 
@@ -26,6 +26,7 @@ class CompiledRule:
     needs: tuple[SeriesNeed, ...]
     timing: Timing
     annotations: Mapping[str, str]
+    project_matchers: tuple[Matcher, ...] = ()
 
     @property
     def name(self) -> str:
@@ -38,14 +39,14 @@ class CompiledRule:
     def applies_to(self, project: ProjectConfig) -> bool:
         if self.config.projects is not None:
             return project.id in self.config.projects
-        return matches_all(self.config.project_matchers, {**project.labels, "project": project.id})
+        return matches_all(self.project_matchers, {**project.labels, "project": project.id})
 
 
 def compile_rule(rule: RuleConfig, kind: RuleKind[Any]) -> CompiledRule:
     params = kind.params.model_validate(rule.params)
     annotations = {"summary": kind.summary, **DEFAULT_ANNOTATIONS, **rule.annotations}
     timing = Timing(rule.for_, rule.keep_firing_for)
-    return CompiledRule(rule, kind, params, tuple(kind.needs(params)), timing, annotations)
+    return CompiledRule(rule, kind, params, tuple(kind.needs(params)), timing, annotations, rule.project_matchers)
 
 
 def compile_rules(config: MlmonConfig, kinds: Mapping[str, RuleKind[Any]]) -> list[CompiledRule]:

@@ -83,7 +83,9 @@ class Deliverer:
         receiver = self.config().receiver(item.receiver)
         sender = self.senders.get(item.integration)
         if receiver is None or sender is None:
-            result = SendResult.permanent(f"receiver {item.receiver!r} / integration {item.integration!r} is no longer configured")
+            result = SendResult.permanent(
+                f"receiver {item.receiver!r} / integration {item.integration!r} is no longer configured"
+            )
         else:
             try:
                 result = sender(item, receiver, self.env)
@@ -102,7 +104,13 @@ class Deliverer:
             self.outbox.retry_at(item.id, when, result.detail)
             stats.retried += 1
             outcome = "retry"
-            log.warning("notification %s attempt %d failed, retrying at %s: %s", item.idempotency_key[:8], item.attempts, when.isoformat(), result.detail)
+            log.warning(
+                "notification %s attempt %d failed, retrying at %s: %s",
+                item.idempotency_key[:8],
+                item.attempts,
+                when.isoformat(),
+                result.detail,
+            )
         else:
             detail = result.detail if not result.retry else f"gave up after {item.attempts} attempts: {result.detail}"
             self.outbox.mark_failed(item.id, detail)

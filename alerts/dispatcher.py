@@ -103,44 +103,63 @@ class Dispatcher:
         self.outbox = OutboxStore(store.engine)
 
     def tick(self) -> DispatchReport:
+        """Read alerts, silences and groups without locking; then, only if some group is new, due or
+        gone, take the write lock for those groups alone (a concurrent flush is detected and skipped)."""
         config = self.config()
         now = self.clock.now()
         routes = channel_routes(config)
         report = DispatchReport()
-        with write_tx(self.store.engine) as conn:
+        with self.store.engine.connect() as conn:
             alerts = self.alerts.active(conn, now - config.alerting.resolved_retention)
-            mutes = muting(alerts, config, self.silences.current(conn, now), now)
-            report.muted = mutes
+            silences = self.silences.current(conn, now)
             groups = self.groups.load(conn)
-            members: dict[str, list[AlertInstance]] = defaultdict(list)
-            placed: dict[str, tuple[Route, dict[str, str]]] = {}
-            for alert in alerts:
-                for route in routes_for(
-                    alert.labels, [r for r in routes.values() if not r.id.endswith(":alertmanager")]
-                ):
-                    for channel in self._channels(route, config, routes):
-                        key = group_key(channel, alert.labels)
-                        members[key].append(alert)
-                        placed[key] = (channel, group_labels(channel, alert.labels))
-            for key in set(members) | set(groups):
-                group = groups.get(key)
-                if key not in placed:
-                    if group is not None and (group.route not in routes or not group.sent_firing):
-                        self.groups.delete(conn, key)
-                        continue
-                    if group is None:
-                        continue
-                route = placed[key][0] if key in placed else routes[group.route]  # type: ignore[union-attr]
-                if group is None:
-                    fired = [a.fired_at for a in members[key] if a.state is AlertState.FIRING and a.fired_at]
-                    group = new_group(key, route, placed[key][1], now, min(fired, default=now))
-                    self.groups.insert(conn, group)
-                if now < group.next_flush_at:
-                    report.next_flush_at = _earliest(report.next_flush_at, group.next_flush_at)
+        mutes = muting(alerts, config, silences, now)
+        report.muted = mutes
+        members, placed = self._membership(alerts, config, routes)
+        gone: list[str] = []
+        created: list[GroupState] = []
+        due: list[tuple[GroupState, Route]] = []
+        for key in set(members) | set(groups):
+            group = groups.get(key)
+            if key not in placed:
+                if group is not None and (group.route not in routes or not group.sent_firing):
+                    gone.append(key)
+                if group is None or group.route not in routes or not group.sent_firing:
                     continue
-                report.enqueued += self._flush(conn, config, route, group, members.get(key, []), mutes, now)
-                report.next_flush_at = _earliest(report.next_flush_at, now + route.group_interval)
+            route = placed[key][0] if key in placed else routes[group.route]  # type: ignore[union-attr]
+            if group is None:
+                fired = [a.fired_at for a in members[key] if a.state is AlertState.FIRING and a.fired_at]
+                group = new_group(key, route, placed[key][1], now, min(fired, default=now))
+                created.append(group)
+            if now < group.next_flush_at:
+                report.next_flush_at = _earliest(report.next_flush_at, group.next_flush_at)
+                continue
+            due.append((group, route))
+            report.next_flush_at = _earliest(report.next_flush_at, now + route.group_interval)
+        if gone or created or due:
+            with write_tx(self.store.engine) as conn:
+                for key in gone:
+                    self.groups.delete(conn, key)
+                for group in created:
+                    self.groups.insert(conn, group)
+                for group, route in due:
+                    report.enqueued += self._flush(conn, config, route, group, members.get(group.key, []), mutes, now)
         return report
+
+    def _membership(
+        self, alerts: list[AlertInstance], config: MlmonConfig, routes: Mapping[str, Route]
+    ) -> tuple[dict[str, list[AlertInstance]], dict[str, tuple[Route, dict[str, str]]]]:
+        """Which group each alert belongs to, per route and channel (pure)."""
+        members: dict[str, list[AlertInstance]] = defaultdict(list)
+        placed: dict[str, tuple[Route, dict[str, str]]] = {}
+        grouped = [r for r in routes.values() if not r.id.endswith(":alertmanager")]
+        for alert in alerts:
+            for route in routes_for(alert.labels, grouped):
+                for channel in self._channels(route, config, routes):
+                    key = group_key(channel, alert.labels)
+                    members[key].append(alert)
+                    placed[key] = (channel, group_labels(channel, alert.labels))
+        return members, placed
 
     @staticmethod
     def _channels(route: Route, config: MlmonConfig, routes: Mapping[str, Route]) -> list[Route]:

@@ -37,7 +37,6 @@ Extra = Callable[[Store, frozenset[str], datetime], Mapping[str, Any]]
 """A data provider for rule kinds: (store, projects, now) -> {project: data}."""
 
 CAUSE_WINDOW = timedelta(days=30)
-_FINGERPRINT_CACHE_SIZE = 1_000_000
 _CAUSE_BATCH_MIN = 8
 _CAUSE_BATCH_LIMIT = 5000
 _PROJECT_FILTER_MAX = 500
@@ -129,6 +128,9 @@ class AlertEngine:
             by_scope: dict[tuple[str, str | None], list[AlertInstance]] = defaultdict(list)
             for instance in existing.values():
                 by_scope[(instance.rule, instance.project)].append(instance)
+            # (rule, project) pairs with a stored alert, by column and by label: elsewhere only a
+            # firing verdict can make one, so the others need no fingerprint.
+            alerted = set(by_scope) | {(i.rule, i.labels.get("project")) for i in existing.values()}
             for rule, projects_of_rule in plan:
                 report.rules += 1
                 kind = rule.kind
@@ -155,10 +157,10 @@ class AlertEngine:
                         continue
                     if evaluation.memory is not None:
                         new_memory[(rule_name, project.id)] = evaluation.memory
+                    quiet = (rule_name, project.id) not in alerted
                     seen = self._apply(
-                        rule, project, evaluation.verdicts, existing, now, changed, dropped, report,
-                        scopes.fingerprints,
-                    )  # fmt: skip
+                        rule, project, evaluation.verdicts, existing, now, changed, dropped, report, quiet
+                    )
                     for instance in by_scope.get((rule_name, project.id), ()):
                         if instance.fingerprint not in seen and instance.state in (
                             AlertState.PENDING,
@@ -235,35 +237,24 @@ class AlertEngine:
         changed: list[AlertInstance],
         dropped: list[tuple[str, str]],
         report: EvalReport,
-        fingerprints: dict[tuple[str, str, tuple[tuple[str, str], ...]], str],
+        quiet: bool = False,
     ) -> set[str]:
+        """Step each verdict's alert. `quiet`: the rule has no stored alert for the project, so only
+        a firing verdict can change anything (and the fingerprints seen are not needed)."""
         seen: set[str] = set()
         name = rule.name
         for verdict in verdicts:
-            # The alert's labels are the verdict's, the rule's and these two; within one
-            # configuration the rule's labels are fixed, so the fingerprint is remembered.
-            memo: tuple[str, str, tuple[tuple[str, str], ...]] | None = (
-                name, project.id, tuple(verdict.labels.items()),
-            )  # fmt: skip
-            try:
-                fp = fingerprints.get(memo)  # type: ignore[arg-type]
-            except TypeError:  # an unhashable label value: nothing to remember it by
-                memo, fp = None, None
-            labels: dict[str, str] | None = None
-            if fp is None:
-                labels = _alert_labels(rule, project, verdict)
-                fp = fingerprint(labels)
-                if memo is not None:
-                    if len(fingerprints) >= _FINGERPRINT_CACHE_SIZE:
-                        fingerprints.clear()
-                    fingerprints[memo] = fp
+            if quiet and verdict.condition is not Condition.FIRE:
+                report.instances += 1
+                continue
+            labels = {**verdict.labels, **rule.config.labels, "alertname": name, "project": project.id}
+            fp = fingerprint(labels)
             seen.add(fp)
             report.instances += 1
             prev = existing.get((name, fp))
             if prev is None:
                 if verdict.condition is not Condition.FIRE:
                     continue  # a healthy series that never alerted stores nothing
-                labels = labels or _alert_labels(rule, project, verdict)
                 prev = new_instance(name, fp, project.id, labels)
             after = step(prev, verdict.condition, verdict.value, rule.timing, now)
             if after.state is AlertState.INACTIVE:
@@ -341,14 +332,10 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _alert_labels(rule: CompiledRule, project: ProjectConfig, verdict: Verdict) -> dict[str, str]:
-    return {**verdict.labels, **rule.config.labels, "alertname": rule.name, "project": project.id}
-
-
 @dataclass
 class _Scopes:
-    """What a configuration fixes for evaluation: each rule's projects, the projects' views as
-    rule kinds see them, and remembered fingerprints (their labels depend on the rules)."""
+    """What a configuration fixes for evaluation: each rule's projects and the projects' views as
+    rule kinds see them."""
 
     config: MlmonConfig
     rules: list[CompiledRule]
@@ -356,7 +343,6 @@ class _Scopes:
     views: dict[str, ProjectView]
     positions: list[dict[str, int]] = field(init=False)
     """Per rule, where each of its projects is in its list (an ingest's evaluation keeps that order)."""
-    fingerprints: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.positions = [{p.id: i for i, p in enumerate(projects)} for _, projects in self.projects]
@@ -407,9 +393,6 @@ class _SeriesCache:
         self.now = now
         self.projects = projects if projects is not None and len(projects) <= _PROJECT_FILTER_MAX else None
         self._data: dict[tuple[str, timedelta | None], dict[str, list[SeriesPoints]]] = {}
-
-    def get(self, need: SeriesNeed, project: str) -> list[SeriesPoints]:
-        return self.table(need).get(project, [])
 
     def table(self, need: SeriesNeed) -> dict[str, list[SeriesPoints]]:
         """The need's series of every project, by project."""

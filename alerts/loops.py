@@ -20,8 +20,14 @@ log = logging.getLogger("mlmon.alerts.loops")
 
 
 class Loop:
-    def __init__(self, name: str, work: Callable[[], datetime | None], clock: Clock, active: Callable[[], bool],
-                 max_sleep: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], datetime | None],
+        clock: Clock,
+        active: Callable[[], bool],
+        max_sleep: float = 1.0,
+    ) -> None:
         self.name = name
         self.work = work
         self.clock = clock

@@ -150,9 +150,9 @@ def email_parts(notice: GroupNotice) -> tuple[str, str, str]:
     rows = []
     for a in notice.alerts:
         text_lines.append(_line(a))
-        for key in ("description", "runbook_url"):
-            if a.annotations.get(key):
-                text_lines.append(f"    {key}: {a.annotations[key]}")
+        text_lines.extend(
+            f"    {key}: {a.annotations[key]}" for key in ("description", "runbook_url") if a.annotations.get(key)
+        )
         state = "RESOLVED" if a.state is AlertState.RESOLVED else "FIRING"
         summary = a.annotations.get("summary", a.rule)
         labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))

@@ -44,6 +44,7 @@ from monitor.core.clock import FrozenClock
 from monitor.core.durations import format_duration
 from monitor.core.matchers import MatchOp, parse_selector
 from monitor.core.types import Sample, SeriesKey, labels_of, ms_from_datetime
+from monitor.providers import engine_extras
 from monitor.store import migrate
 from monitor.store.sources import RunRecord
 from monitor.store.store import Store
@@ -137,7 +138,7 @@ def _run_case(case: RuleTestCase, index: int, config: MlmonConfig, every: timede
                 result.failures.append(str(exc))
                 return result
             clock = FrozenClock(start)
-            engine = AlertEngine(store, clock, REGISTRY, lambda: config)
+            engine = AlertEngine(store, clock, REGISTRY, lambda: config, engine_extras(lambda: config))
             checks = sorted(case.alert_rule_test, key=lambda t: t.eval_time)
             end = max((t.eval_time for t in checks), default=timedelta(0))
             moment, pending_checks = timedelta(0), list(checks)

@@ -189,7 +189,7 @@ def load_cycle_data(store: Store, n_projects: int, history_hours: int, now: date
                         0.01,
                         "failed" if down else "ok",
                         "no sample of accuracy has been pushed" if down else None,
-                    ),  # fmt: skip
+                    ),
                     conn=conn,
                 )
     return written
@@ -220,9 +220,14 @@ class CycleResult:
 
 
 def bench_cycle(
-    kind: str, url: str, config: MlmonConfig, n_projects: int, history_hours: int, steady: int,
+    kind: str,
+    url: str,
+    config: MlmonConfig,
+    n_projects: int,
+    history_hours: int,
+    steady: int,
     profile: Path | None,
-) -> CycleResult:  # fmt: skip
+) -> CycleResult:
     store = Store.open(url)
     try:
         migrate.upgrade(store.engine)
@@ -260,12 +265,20 @@ def bench_cycle(
                 conn.execute(select(alert_instances.c.state, func.count()).group_by(alert_instances.c.state)).all()
             )
         return CycleResult(
-            kind, written, load_seconds, first.seconds, [r.seconds for r in steady_reports], reloaded.seconds, touched,
+            kind,
+            written,
+            load_seconds,
+            first.seconds,
+            [r.seconds for r in steady_reports],
+            reloaded.seconds,
+            touched,
             first.instances,
-            states.get("firing", 0), states.get("pending", 0), first.changed,
+            states.get("firing", 0),
+            states.get("pending", 0),
+            first.changed,
             int(statistics.median(r.changed for r in steady_reports)),
             len(first.failures) + sum(len(r.failures) for r in steady_reports),
-        )  # fmt: skip
+        )
     finally:
         store.close()
 
@@ -382,8 +395,10 @@ def mlmon_serve(database_url: str, config: Path, log: Path) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "monitor", "serve", "--listen", f"127.0.0.1:{port}"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -490,14 +505,40 @@ def report_cycles(args: argparse.Namespace, results: list[CycleResult]) -> None:
         f"{args.history_hours}h of hourly history + the last hour per series; {args.steady} steady cycles"
     )
     rows = [
-        [r.database, f"{r.samples:,}", f"{r.load_seconds:.1f}", f"{r.first:.3f}", f"{r.steady_median:.3f}",
-         f"{min(r.steady):.3f}", f"{max(r.steady):.3f}", f"{r.reloaded:.3f}",
-         f"{statistics.median(r.touched) * 1000:.1f}", f"{r.instances:,}", f"{r.firing:,}/{r.pending:,}",
-         f"{r.changed_first:,}", f"{r.changed_steady:,}", str(r.failures)]
+        [
+            r.database,
+            f"{r.samples:,}",
+            f"{r.load_seconds:.1f}",
+            f"{r.first:.3f}",
+            f"{r.steady_median:.3f}",
+            f"{min(r.steady):.3f}",
+            f"{max(r.steady):.3f}",
+            f"{r.reloaded:.3f}",
+            f"{statistics.median(r.touched) * 1000:.1f}",
+            f"{r.instances:,}",
+            f"{r.firing:,}/{r.pending:,}",
+            f"{r.changed_first:,}",
+            f"{r.changed_steady:,}",
+            str(r.failures),
+        ]
         for r in results
-    ]  # fmt: skip
-    header = ["database", "samples", "load s", "first s", "steady p50 s", "min s", "max s", "new engine s",
-              "1 project ms", "verdicts", "firing/pending", "written 1st", "written/cycle", "failures"]  # fmt: skip
+    ]
+    header = [
+        "database",
+        "samples",
+        "load s",
+        "first s",
+        "steady p50 s",
+        "min s",
+        "max s",
+        "new engine s",
+        "1 project ms",
+        "verdicts",
+        "firing/pending",
+        "written 1st",
+        "written/cycle",
+        "failures",
+    ]
     table(header, rows)
     print(
         "first: the cycle that creates the alerts; steady: median of the cycles after it; new engine: a new\n"
@@ -542,7 +583,7 @@ def report_e2e(args: argparse.Namespace, r: E2EResult) -> None:
                 f"{max(post):.1f}",
                 f"{statistics.fmean(post):.1f}",
             ],
-        ],  # fmt: skip
+        ],
     )
     blocks = [r.delays[i : i + 50] for i in range(0, len(r.delays), 50)]
     trend = ", ".join(

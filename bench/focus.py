@@ -40,8 +40,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "billing" / "focus" / "focus_sample.csv"
 TAG = "ml-project"
-NUMERIC = {"BilledCost", "ConsumedQuantity", "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "ListCost",
-           "PricingQuantity", "Id"}  # fmt: skip
+NUMERIC = {
+    "BilledCost",
+    "ConsumedQuantity",
+    "ContractedCost",
+    "ContractedUnitPrice",
+    "EffectiveCost",
+    "ListCost",
+    "PricingQuantity",
+    "Id",
+}
 
 
 def generate(path: Path, rows: int, projects: int, seed: int = 7) -> None:
@@ -62,7 +70,12 @@ def generate(path: Path, rows: int, projects: int, seed: int = 7) -> None:
     names = [f"project-{i:03d}" for i in range(projects)]
     tags = [f'"{{""{TAG}"": ""{n}"", ""environment"": ""prod"", ""business_unit"": ""ML""}}"' for n in names]
     i_start, i_end = index["ChargePeriodStart"], index["ChargePeriodEnd"]
-    i_billed, i_effective, i_list, i_tags = index["BilledCost"], index["EffectiveCost"], index["ListCost"], index["Tags"]
+    i_billed, i_effective, i_list, i_tags = (
+        index["BilledCost"],
+        index["EffectiveCost"],
+        index["ListCost"],
+        index["Tags"],
+    )
     with path.open("w", encoding="utf-8", newline="") as out:
         out.write(",".join(f'"{h}"' for h in header) + "\n")
         batch: list[str] = []
@@ -70,7 +83,9 @@ def generate(path: Path, rows: int, projects: int, seed: int = 7) -> None:
             row = list(cells[n % len(cells)])
             day, hour = rnd.randint(1, 30), rnd.randint(0, 23)
             row[i_start] = f'"2024-09-{day:02d} {hour:02d}:00:00"'
-            row[i_end] = f'"2024-09-{day:02d} {hour:02d}:59:59"' if hour == 23 else f'"2024-09-{day:02d} {hour + 1:02d}:00:00"'
+            row[i_end] = (
+                f'"2024-09-{day:02d} {hour:02d}:59:59"' if hour == 23 else f'"2024-09-{day:02d} {hour + 1:02d}:00:00"'
+            )
             billed = rnd.random() * 3
             row[i_billed] = row[i_list] = f"{billed:.11f}"
             row[i_effective] = f"{billed * 0.8:.11f}"
@@ -87,7 +102,7 @@ def run_mlmon(path: Path, workdir: Path) -> dict[str, Any]:
     """The focus source's collect(), on a fresh SQLite store (it reads stored days to zero stale ones)."""
     sys.path.insert(0, str(REPO))
     started = time.perf_counter()
-    import pyarrow.compute  # noqa: F401  (imported before timing, as pandas is on the other side)
+    import pyarrow.compute
     import pyarrow.csv  # noqa: F401
 
     import monitor.config.models  # noqa: F401
@@ -102,8 +117,9 @@ def run_mlmon(path: Path, workdir: Path) -> dict[str, Any]:
     store = Store.open(f"sqlite:///{workdir / 'bench.db'}")
     migrate.upgrade(store.engine)
     collector = FocusCollector(FocusParams.model_validate({"path": str(path), "attribution": [{"tag": TAG}]}))
-    ctx = CollectContext("finops", "focus", datetime(2024, 10, 2, tzinfo=UTC), 3600.0, store.samples, store.events,
-                         {}, HttpFactory(), {})  # fmt: skip
+    ctx = CollectContext(
+        "finops", "focus", datetime(2024, 10, 2, tzinfo=UTC), 3600.0, store.samples, store.events, {}, HttpFactory(), {}
+    )
     timed = time.perf_counter()
     result = collector.collect(ctx)
     seconds = time.perf_counter() - timed
@@ -114,8 +130,13 @@ def run_mlmon(path: Path, workdir: Path) -> dict[str, Any]:
             billed[project] = billed.get(project, 0.0) + reading.value
     rows = next(iter(result.checkpoint["files"].values()))["rows"] if result.checkpoint else 0
     store.close()
-    return {"rows": rows, "seconds": seconds, "with_imports": time.perf_counter() - started,
-            "readings": len(result.readings), "billed": billed}  # fmt: skip
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "with_imports": time.perf_counter() - started,
+        "readings": len(result.readings),
+        "billed": billed,
+    }
 
 
 def run_pandas(path: Path) -> dict[str, Any]:
@@ -134,8 +155,13 @@ def run_pandas(path: Path) -> dict[str, Any]:
     totals = frame.groupby(["project", "day"])[["BilledCost", "EffectiveCost"]].sum()
     seconds = time.perf_counter() - timed
     billed = {str(k): float(v) for k, v in totals["BilledCost"].groupby(level=0).sum().items()}
-    return {"rows": len(frame), "seconds": seconds, "with_imports": time.perf_counter() - started,
-            "readings": len(totals), "billed": billed}  # fmt: skip
+    return {
+        "rows": len(frame),
+        "seconds": seconds,
+        "with_imports": time.perf_counter() - started,
+        "readings": len(totals),
+        "billed": billed,
+    }
 
 
 def child(side: str, path: Path, workdir: Path) -> None:
@@ -180,8 +206,10 @@ def main() -> int:
     path = workdir / "focus-export.csv"
     started = time.perf_counter()
     generate(path, args.rows, args.projects)
-    print(f"generated {args.rows:,} rows, {args.projects} projects, {path.stat().st_size / 2**20:,.0f} MiB "
-          f"in {time.perf_counter() - started:.1f}s: {path}")  # fmt: skip
+    print(
+        f"generated {args.rows:,} rows, {args.projects} projects, {path.stat().st_size / 2**20:,.0f} MiB "
+        f"in {time.perf_counter() - started:.1f}s: {path}"
+    )
     runs: dict[str, list[dict[str, Any]]] = {"mlmon": [], "pandas": []}
     for attempt in range(args.repeat):
         order = ["mlmon", "pandas"] if attempt % 2 == 0 else ["pandas", "mlmon"]
@@ -193,8 +221,13 @@ def main() -> int:
     print(f"{'side':<8} {'rows':>11} {'seconds':>8} {'rows/s':>11} {'peak RSS MiB':>13}  (best of {args.repeat})")
     for side in ("mlmon", "pandas"):
         r = best[side]
-        print(f"{side:<8} {r['rows']:>11,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>11,.0f} "
-              f"{r['peak_rss_bytes'] / 2**20:>13,.0f}")  # fmt: skip
+        print(
+            f"{side:<8} {r['rows']:>11,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>11,.0f} "
+            f"{r['peak_rss_bytes'] / 2**20:>13,.0f}"
+        )
+    for side in ("mlmon", "pandas"):
+        times = ", ".join(f"{r['seconds']:.2f}" for r in runs[side])
+        print(f"  {side} runs (s): {times}")
     ratio = best["pandas"]["seconds"] / best["mlmon"]["seconds"]
     mlmon_rss = best["mlmon"]["peak_rss_bytes"] / 2**20
     print(f"\nratio mlmon/pandas rows/s: {ratio:.2f} (goal >= 1)")

@@ -245,9 +245,7 @@ def precreate_series(engine: Engine, keys: list[SeriesKey]) -> list[int]:
     return [ids[row["labels_hash"]] for row in rows]
 
 
-def ingest_side_by_side(
-    base: str, engine: Engine, bodies: list[bytes], data: Dataset
-) -> tuple[Timing, Timing]:
+def ingest_side_by_side(base: str, engine: Engine, bodies: list[bytes], data: Dataset) -> tuple[Timing, Timing]:
     """Each batch twice, alternating which goes first: POSTed to the server, and inserted with
     Core executemany in one transaction into the baseline database. Interleaving batch by batch
     means that a burst of noise on the machine lands on both sides alike."""
@@ -273,8 +271,7 @@ def ingest_side_by_side(
 
         for n, (body, part) in enumerate(zip(bodies, data.batches(), strict=True)):
             rows = [
-                {"series_id": ids[data.series_index[i]], "ts": data.ts_ms[i], "value": data.values[i]}
-                for i in part
+                {"series_id": ids[data.series_index[i]], "ts": data.ts_ms[i], "value": data.values[i]} for i in part
             ]
             if n % 2:
                 execute(rows)
@@ -369,9 +366,7 @@ def bench_query(workdir: Path, config: Path, n_samples: int, requests: int) -> Q
         chunk = 50_000
         for start in range(0, n_samples, chunk):
             stop = min(start + chunk, n_samples)
-            store.samples.append(
-                [Sample(key, first + i * MINUTE_MS, rng.random()) for i in range(start, stop)]
-            )
+            store.samples.append([Sample(key, first + i * MINUTE_MS, rng.random()) for i in range(start, stop)])
         with store.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -405,9 +400,7 @@ def bench_query(workdir: Path, config: Path, n_samples: int, requests: int) -> Q
             if n >= 3:
                 inprocess_ms.append(elapsed)
             if len(found[0].points) != points:
-                raise RuntimeError(
-                    f"in-process query_range gave {len(found[0].points)} points, HTTP {points}"
-                )
+                raise RuntimeError(f"in-process query_range gave {len(found[0].points)} points, HTTP {points}")
     finally:
         store.close()
     return QueryResult(stored, points, http_ms, inprocess_ms)
@@ -495,16 +488,10 @@ def report(args: argparse.Namespace, results: list[IngestResult], query: QueryRe
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--samples", type=int, default=1_000_000, help="samples to ingest (default 1,000,000)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=1_000_000, help="samples to ingest (default 1,000,000)")
     parser.add_argument("--series", type=int, default=10_000, help="distinct series (default 10,000)")
-    parser.add_argument(
-        "--batch", type=int, default=5_000, help="samples per request / transaction (default 5,000)"
-    )
+    parser.add_argument("--batch", type=int, default=5_000, help="samples per request / transaction (default 5,000)")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
         "--postgres-url",

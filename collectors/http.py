@@ -73,9 +73,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Re
     except httpx.TimeoutException as exc:
         raise SourceUnavailable(f"{method} {_shown(client, url)} timed out ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
-        raise SourceUnavailable(
-            f"{method} {_shown(client, url)} failed: {exc or type(exc).__name__}"
-        ) from exc
+        raise SourceUnavailable(f"{method} {_shown(client, url)} failed: {exc or type(exc).__name__}") from exc
 
 
 def request_json(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
@@ -103,9 +101,14 @@ def _shown(client: httpx.Client, url: str) -> str:
 
 
 def _redact(url: str) -> str:
+    """A URL fit for error messages (which are stored and shown): no credentials, no query values,
+    since APIs often take keys there."""
     parsed = httpx.URL(url)
     if parsed.userinfo:
         parsed = parsed.copy_with(username=None, password=None)
+    if parsed.query:
+        hidden = "&".join(f"{key}=***" for key in parsed.params)
+        return f"{parsed.copy_with(query=None)}?{hidden}"
     return str(parsed)
 
 

@@ -51,9 +51,7 @@ class MetricSpec(Params):
     value: str | None = Field(default=None, description="path of the value inside each matched object")
     labels: LabelSet = Field(default_factory=dict, description="static labels")
     label_paths: dict[str, str] = Field(default_factory=dict, description="label <- path inside each object")
-    timestamp: str | None = Field(
-        default=None, description="path of the reading's time (epoch s or ISO 8601)"
-    )
+    timestamp: str | None = Field(default=None, description="path of the reading's time (epoch s or ISO 8601)")
 
     _compiled: dict[str, JSONPath] = PrivateAttr(default_factory=dict)
 
@@ -131,9 +129,7 @@ class HttpJsonCollector:
                 env_value(ctx.env, p.basic_auth.password_env, "basic auth password"),
             )
         verify: bool | str = p.ca_file if (p.verify_tls and p.ca_file) else p.verify_tls
-        with ctx.http.client(
-            verify=verify, headers=headers_from_env(p.headers, ctx.env), auth=auth
-        ) as client:
+        with ctx.http.client(verify=verify, headers=headers_from_env(p.headers, ctx.env), auth=auth) as client:
             document = request_json(client, p.method, p.url)
         readings: list[Reading] = []
         for spec in p.metrics:
@@ -146,9 +142,7 @@ def _readings(spec: MetricSpec, document: Any, url: str) -> list[Reading]:
     assert path is not None
     matches = [m.value for m in path.find(document)]
     if not matches:
-        raise SourceError(
-            f"JSONPath {spec.path!r} matched nothing in the answer of {url}: {snippet(str(document))}"
-        )
+        raise SourceError(f"JSONPath {spec.path!r} matched nothing in the answer of {url}: {snippet(str(document))}")
     out: list[Reading] = []
     for index, found in enumerate(matches):
         where = f"{spec.path}[{index}]" if len(matches) > 1 else spec.path
@@ -197,6 +191,4 @@ def _timestamp(value: Any, where: str) -> datetime:
     raise SourceError(f"{where}: timestamp must be a number or a string, got {type(value).__name__}")
 
 
-KIND = SourceKind(
-    "http_json", HttpJsonParams, HttpJsonCollector, "GET a JSON document, pick values by JSONPath"
-)
+KIND = SourceKind("http_json", HttpJsonParams, HttpJsonCollector, "GET a JSON document, pick values by JSONPath")

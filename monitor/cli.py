@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from monitor import __version__
+from monitor.auth import commands as auth_commands
 from monitor.config.settings import Settings
 from monitor.core.errors import ConfigError
 from monitor.logs import configure
@@ -223,7 +224,7 @@ def collect(config: str | None, database_url: str | None, once: bool, project_id
         sys.exit(1)
 
 
-for _family in (stack_commands, quality_commands, spend_commands):
+for _family in (stack_commands, quality_commands, spend_commands, auth_commands):
     for _command in _family.COMMANDS:
         main.add_command(_command)
 

@@ -65,9 +65,7 @@ class SourceRunner:
         t0 = time.perf_counter()
         hung = self._still_hung(plan.id)
         if hung is not None:
-            record = self._failure(
-                plan, started, t0, f"previous run is still hung (since {hung.isoformat()})"
-            )
+            record = self._failure(plan, started, t0, f"previous run is still hung (since {hung.isoformat()})")
             return self._save_failure(record)
         try:
             status = self.store.sources.status(plan.project, plan.source)
@@ -93,9 +91,15 @@ class SourceRunner:
             log.exception("source %s raised", plan.id)
             return self._save_failure(self._failure(plan, started, t0, f"{type(exc).__name__}: {exc}"))
         record = RunRecord(
-            plan.project, plan.source, plan.kind, started, time.perf_counter() - t0, "ok",
-            samples=len(samples), events=len(events),
-        )  # fmt: skip
+            plan.project,
+            plan.source,
+            plan.kind,
+            started,
+            time.perf_counter() - t0,
+            "ok",
+            samples=len(samples),
+            events=len(events),
+        )
         try:
             with write_tx(self.store.engine) as conn:
                 self.store.samples.append(samples, conn)
@@ -148,9 +152,7 @@ class SourceRunner:
     def _failure(
         self, plan: SourcePlan, started: datetime, t0: float, error: str, outcome: str = "failed"
     ) -> RunRecord:
-        return RunRecord(
-            plan.project, plan.source, plan.kind, started, time.perf_counter() - t0, outcome, error
-        )
+        return RunRecord(plan.project, plan.source, plan.kind, started, time.perf_counter() - t0, outcome, error)
 
     def _save_failure(self, record: RunRecord) -> RunRecord:
         log.warning("source %s/%s %s: %s", record.project, record.source, record.outcome, record.error)
@@ -179,9 +181,7 @@ def _validate(plan: SourcePlan, result: CollectResult, now: datetime) -> tuple[l
     if not isinstance(result.readings, list) or not isinstance(result.events, list):
         raise GarbageOutput("readings and events must be lists")
     if len(result.readings) > MAX_READINGS_PER_RUN:
-        raise GarbageOutput(
-            f"{len(result.readings)} readings in one run; the limit is {MAX_READINGS_PER_RUN}"
-        )
+        raise GarbageOutput(f"{len(result.readings)} readings in one run; the limit is {MAX_READINGS_PER_RUN}")
     now_ms = ms_from_datetime(now)
     latest_ms = ms_from_datetime(now + FUTURE_TOLERANCE)
     samples: list[Sample] = []
@@ -218,14 +218,11 @@ def _event(plan: SourcePlan, index: int, draft: object, now_ms: int, latest_ms: 
         ts = ms_from_datetime(draft.ts)
         if ts < 0 or ts > latest_ms:
             raise GarbageOutput(f"event {index}: timestamp {draft.ts.isoformat()} is out of range")
-    return Event(plan.project, ts, draft.kind, draft.subject, draft.old, draft.new, draft.message,
-                 plan.source, labels)  # fmt: skip
+    return Event(plan.project, ts, draft.kind, draft.subject, draft.old, draft.new, draft.message, plan.source, labels)
 
 
 def _sample(project: str, index: int, reading: Reading, now_ms: int, latest_ms: int) -> Sample:
-    problem = (
-        metric_name_problem(reading.metric) if isinstance(reading.metric, str) else "metric is not a string"
-    )
+    problem = metric_name_problem(reading.metric) if isinstance(reading.metric, str) else "metric is not a string"
     if problem:
         raise GarbageOutput(f"reading {index}: {problem}")
     labels = dict(reading.labels)

@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.compiled import alerting_checks
 from alerts.kinds import REGISTRY as RULE_KINDS
 from collectors import REGISTRY
 from collectors.base import SourceKind
 from collectors.checks import check_sources
-from monitor.config.loader import ExtraCheck, load_config
+from monitor.auth.changes import Change
+from monitor.config.diff import config_changes
+from monitor.config.loader import ExtraCheck, Overlay, load_config
 from monitor.config.models import MlmonConfig
+from monitor.config.overrides import Override, apply_overrides
 from monitor.config.settings import Settings
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.errors import ConfigError, Issue
@@ -31,6 +35,8 @@ from monitor.plans import SourcePlan, build_plans
 from monitor.quality import checks as quality_checks
 from monitor.spend import checks as spend_checks
 from monitor.stack import checks as stack_checks
+from monitor.store.db import write_tx
+from monitor.store.overrides import OverrideStore
 from monitor.store.store import Store
 from monitor.telemetry import Telemetry
 
@@ -68,6 +74,7 @@ class Runtime:
     config: MlmonConfig
     plans: list[SourcePlan]
     extra_checks: list[ExtraCheck] = field(default_factory=list)
+    overrides: list[Override] = field(default_factory=list)
     reloaders: list[tuple[str, Reloader]] = field(default_factory=list)
     ingest_listeners: list[Callable[[set[SeriesKey]], None]] = field(default_factory=list)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -84,8 +91,9 @@ class Runtime:
     ) -> Runtime:
         """Load the configuration (raising ConfigError if it is invalid) and open the store."""
         checks = [*config_checks(kinds), *extra_checks]
-        config = load_config(settings.config, checks)
         store = store or Store.open(settings.database_url)
+        overrides = _stored_overrides(store)
+        config = load_config(settings.config, checks, _overlay(overrides))
         registry = CollectorRegistry()
         telemetry = Telemetry(registry)
         runtime = cls(
@@ -98,6 +106,7 @@ class Runtime:
             config=config,
             plans=build_plans(config, kinds),
             extra_checks=checks,
+            overrides=overrides,
         )
         runtime.metrics = build_registry(registry, StoreCollector(store, lambda: runtime.config, runtime.clock))
         telemetry.reload_successful.set(1)
@@ -117,11 +126,20 @@ class Runtime:
             except Exception:
                 log.exception("ingest listener failed")
 
-    def reload(self, actor: str = "system") -> ReloadOutcome:
-        """Re-read the configuration file; keep the running one if the new file is refused."""
+    def reload(
+        self,
+        actor: str = "system",
+        overrides: list[Override] | None = None,
+        reason: str | None = None,
+        log_changes: bool = True,
+    ) -> ReloadOutcome:
+        """Re-read the configuration file (and lay `overrides`, or the stored ones, over it); keep the
+        running configuration if the result is refused. `log_changes` is off when another process
+        already logged the change this reload picks up."""
         with self._reload_lock:
+            chosen = self.overrides if overrides is None else overrides
             try:
-                new = load_config(self.settings.config, self.extra_checks)
+                new = load_config(self.settings.config, self.extra_checks, _overlay(chosen))
                 plans = build_plans(new, self.kinds)
             except ConfigError as exc:
                 log.error("configuration reload refused, keeping the running configuration:\n%s", exc)
@@ -143,13 +161,34 @@ class Runtime:
                     return ReloadOutcome(
                         False, ConfigError(path, [Issue(path, f"applying it failed in {name}: {exc}")])
                     )
-            self.config, self.plans = new, plans
+            self.config, self.plans, self.overrides = new, plans, list(chosen)
             changed = _changed_projects(old, new)
-            self._record_changes(changed, actor)
+            if log_changes:
+                self._record_changes(changed, actor)
+                self._log_changes(old, new, actor, reason)
             self.telemetry.reload_successful.set(1)
             self.telemetry.reload_timestamp.set(self.clock.now().timestamp())
             log.info("configuration reloaded (%d projects, %d sources)", len(new.projects), len(plans))
             return ReloadOutcome(True, changed_projects=tuple(changed))
+
+    def refresh_overrides(self) -> bool:
+        """Pick up overrides another process stored; True when the configuration was re-applied."""
+        stored = _stored_overrides(self.store)
+        if stored == self.overrides:
+            return False
+        return self.reload("overrides", stored, log_changes=False).ok
+
+    def _log_changes(self, old: MlmonConfig, new: MlmonConfig, actor: str, reason: str | None = None) -> None:
+        now = self.clock.now()
+        details = {"reason": reason} if reason else {}
+        entries = [Change(now, actor, "config.reload", None, str(self.settings.config), details)]
+        entries += [Change(now, actor, c.action, c.project, c.target, c.details) for c in config_changes(old, new)]
+        try:
+            with write_tx(self.store.engine) as conn:
+                for entry in entries:
+                    self.store.changes.record(entry, conn)
+        except Exception:
+            log.exception("writing the change log failed")
 
     def _record_changes(self, changed: Mapping[str, str], actor: str) -> None:
         if not changed:
@@ -171,6 +210,19 @@ class Runtime:
             self.store.events.add(events)
         except Exception:
             log.exception("recording configuration change events failed")
+
+
+def _stored_overrides(store: Store) -> list[Override]:
+    try:
+        return OverrideStore(store.engine).all()
+    except SQLAlchemyError:
+        return []  # a database not migrated yet has none; serve migrates it, then finds none anyway
+
+
+def _overlay(overrides: list[Override]) -> Overlay | None:
+    if not overrides:
+        return None
+    return lambda data: apply_overrides(data, overrides)
 
 
 def _changed_projects(old: MlmonConfig, new: MlmonConfig) -> dict[str, str]:

@@ -15,12 +15,11 @@ from alerts.notify.base import Sender
 from alerts.notify.email import send_email
 from alerts.notify.http import HttpSenders
 from collectors.http import HttpFactory
-from monitor.quality import providers as quality_providers
+from monitor.providers import engine_extras
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.scheduler import MaintenanceJob, Scheduler
-from monitor.spend import providers as spend_providers
-from monitor.stack import providers as stack_providers
+from monitor.stack import jobs as stack_jobs
 from monitor.store import migrate
 from monitor.store.retention import apply_retention
 
@@ -49,8 +48,8 @@ def prepare_database(runtime: Runtime, *, auto_migrate_empty_sqlite: bool = True
 
 def build_engine(runtime: Runtime) -> AlertEngine:
     """The alert engine, evaluating right after each ingest that touches a rule's series."""
-    extras = {**stack_providers.PROVIDERS, **quality_providers.PROVIDERS, **spend_providers.PROVIDERS}
-    engine = AlertEngine(runtime.store, runtime.clock, RULE_KINDS, lambda: runtime.config, extras)
+    config = lambda: runtime.config  # noqa: E731 - the current configuration, read at each use
+    engine = AlertEngine(runtime.store, runtime.clock, RULE_KINDS, config, engine_extras(config))
     runtime.on_ingest(engine.on_ingest)
     return engine
 
@@ -105,6 +104,9 @@ class Services:
         scheduler.add_maintenance(
             MaintenanceJob("retention", RETENTION_EVERY_SECONDS, lambda: _retention(runtime), first_delay=60.0)
         )
+        scheduler.add_maintenance(MaintenanceJob("overrides", 15.0, runtime.refresh_overrides, first_delay=15.0))
+        for job in stack_jobs.maintenance_jobs(runtime):
+            scheduler.add_maintenance(job)
         return cls(runtime, runner, engine, scheduler, loops, http)
 
     def start(self, elect: bool = True) -> None:

@@ -142,3 +142,25 @@ projects:
     owners:
       - {name: Grace, email: grace@example.com}
 """
+
+
+def token_headers(runtime: Runtime, role: str = "admin", projects: tuple[str, ...] = (), name: str | None = None) -> dict[str, str]:
+    """Create a token in the runtime's store and return the header that carries it."""
+    from monitor.auth.model import Role
+
+    label = name or f"test-{role}-{'-'.join(projects) or 'all'}-{uuid.uuid4().hex[:6]}"
+    secret, _ = runtime.store.tokens.create(label, Role(role), projects, "tests", runtime.clock.now())
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def cli_token(database_url: str, role: str = "admin", projects: tuple[str, ...] = ()) -> str:
+    """Create a token the way an operator does (`mlmon token create`), for tests of real processes."""
+    import subprocess
+
+    from tests.support.peers import mlmon_command
+
+    args = ["token", "create", "--role", role, "--database-url", database_url]
+    for project in projects:
+        args += ["--project", project]
+    done = subprocess.run(mlmon_command(*args), capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip()

@@ -25,7 +25,7 @@ from monitor.core.clock import FrozenClock
 from monitor.runtime import Runtime
 from monitor.services import Services
 from monitor.store.alerts import OutboxItem, OutboxStore
-from tests.conftest import T0, RuntimeFactory
+from tests.conftest import T0, RuntimeFactory, token_headers
 from tests.support.peers import shared_data, wait_until
 from tests.support.sinks import WebhookSink
 
@@ -114,7 +114,7 @@ def sink() -> Iterator[WebhookSink]:
 
 
 def make_pipeline(runtime: Runtime) -> Iterator[Pipeline]:
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         pipeline = Pipeline(runtime, client)
         try:
             yield pipeline
@@ -417,7 +417,7 @@ def test_outbox_and_notification_metrics(make_runtime: RuntimeFactory, sink: Web
 def test_background_loops_deliver_through_refusal_and_500s(make_runtime: RuntimeFactory, sink: WebhookSink) -> None:
     runtime = make_runtime(config(sink))  # the system clock
     outbox = OutboxStore(runtime.store.engine)
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         services = Services.build(runtime)
         services.start(elect=False)
         try:

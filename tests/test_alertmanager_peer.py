@@ -23,7 +23,7 @@ from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
 from monitor.services import Services
 from monitor.store.alerts import OutboxStore
-from tests.conftest import RuntimeFactory
+from tests.conftest import RuntimeFactory, token_headers
 from tests.support.peers import free_port, require_binary, stop_process, wait_http, wait_until
 from tests.support.sinks import WebhookSink
 
@@ -135,7 +135,7 @@ def test_mlmon_forwards_refreshes_and_resolves_alerts_in_alertmanager(
 ) -> None:
     runtime = make_runtime(MLMON_CONFIG.format(url=alertmanager.url))
     outbox = OutboxStore(runtime.store.engine)
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         services = Services.build(runtime)
         services.start(elect=False)
         try:
@@ -210,7 +210,7 @@ def test_an_acknowledged_alert_is_still_kept_alive_in_alertmanager(
     alert: without re-posts it times the alert out and tells its receivers it resolved."""
     with WebhookSink(path="/api/v2/alerts") as fake_am:
         runtime = make_runtime(MLMON_CONFIG.format(url=f"http://127.0.0.1:{fake_am.port}"), clock=clock)
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
             services = Services.build(runtime)
 
             def step() -> None:
@@ -229,7 +229,7 @@ def test_an_acknowledged_alert_is_still_kept_alive_in_alertmanager(
             assert len(fake_am.accepted()) == 2
 
             [mine] = client.get("/api/v1/alerts").json()
-            assert client.post(f"/api/v1/alerts/{mine['id']}/ack", json={"by": "Ada"}).status_code == 200
+            assert client.post(f"/api/v1/alerts/{mine['id']}/ack", json={"comment": "on it"}).status_code == 200
             for _ in range(int(VALIDITY / RESEND) + 2):  # past the validity of the last post before the ack
                 clock.advance(timedelta(seconds=RESEND))
                 step()

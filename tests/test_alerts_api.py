@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
+from monitor.runtime import Runtime
 from monitor.services import build_engine
-from tests.conftest import T0, RuntimeFactory
+from tests.conftest import T0, RuntimeFactory, token_headers
 from tests.support.peers import REPO, mlmon_command
 
 CONFIG = """
@@ -28,10 +29,15 @@ rules:
 
 
 @pytest.fixture
-def client(make_runtime: RuntimeFactory, db_url: str, clock: FrozenClock) -> TestClient:
+def runtime(make_runtime: RuntimeFactory, db_url: str, clock: FrozenClock) -> Runtime:
     runtime = make_runtime(CONFIG, database_url=db_url, clock=clock)
     build_engine(runtime)  # evaluates right after each ingest
-    return TestClient(create_app(runtime))
+    return runtime
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> TestClient:
+    return TestClient(create_app(runtime), headers=token_headers(runtime, "owner", ("churn",), name="ada"))
 
 
 def _push(client: TestClient, value: float) -> None:
@@ -39,30 +45,37 @@ def _push(client: TestClient, value: float) -> None:
     assert client.post("/api/v1/samples", json={"samples": [sample]}).status_code == 200
 
 
-def test_a_pushed_sample_fires_at_once_and_can_be_acked(client: TestClient) -> None:
+def test_a_pushed_sample_fires_at_once_and_can_be_acked(client: TestClient, runtime: Runtime) -> None:
     _push(client, 0.5)
     (alert,) = client.get(
         "/api/v1/alerts", params={"state": "firing", "project": "churn", "severity": "critical"}
     ).json()
     assert alert["labels"]["alertname"] == "accuracy-low" and alert["value"] == 0.5 and not alert["suppressed"]
     assert client.get("/api/v1/alerts", params={"severity": "warning"}).json() == []
-    refused = client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "mallory"})
-    assert refused.status_code == 422 and "not an owner" in refused.text
-    acked = client.post(
-        f"/api/v1/alerts/{alert['id']}/ack", json={"by": "ada@example.com", "comment": "retraining"}
-    ).json()
-    assert (acked["acked_by"], acked["ack_comment"]) == ("ada@example.com", "retraining")
+    viewer = TestClient(create_app(runtime), headers=token_headers(runtime, "viewer", name="vic"))
+    refused = viewer.post(f"/api/v1/alerts/{alert['id']}/ack", json={})
+    assert (
+        refused.status_code == 403
+        and refused.json()["error"]["message"] == "vic (role viewer) may not ack for project 'churn'"
+    )
+    acked = client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"comment": "retraining"}).json()
+    assert (acked["acked_by"], acked["ack_comment"]) == ("ada", "retraining"), "the ack names the token's holder"
+    (entry,) = runtime.store.changes.entries(actions=["alert.ack"])
+    assert (entry.actor, entry.project, entry.details["comment"]) == ("ada", "churn", "retraining")
     _push(client, 0.95)
     resolved = client.get(f"/api/v1/alerts/{alert['id']}").json()
     assert resolved["state"] == "resolved" and resolved["acked_by"] is None
-    assert client.post(f"/api/v1/alerts/{alert['id']}/ack", json={"by": "Ada"}).status_code == 422
+    assert client.post(f"/api/v1/alerts/{alert['id']}/ack", json={}).status_code == 422
     assert client.get("/api/v1/alerts/999").status_code == 404
 
 
 def test_silences_lifecycle(client: TestClient) -> None:
     _push(client, 0.5)
     body = {
-        "matchers": [{"name": "alertname", "value": "accuracy-.*", "isRegex": True, "isEqual": True}],
+        "matchers": [
+            {"name": "alertname", "value": "accuracy-.*", "isRegex": True, "isEqual": True},
+            {"name": "project", "value": "churn", "isRegex": False, "isEqual": True},
+        ],
         "startsAt": (T0 - timedelta(hours=1)).isoformat(),
         "endsAt": (T0 + timedelta(hours=2)).isoformat(),
         "createdBy": "ada",
@@ -78,7 +91,7 @@ def test_silences_lifecycle(client: TestClient) -> None:
     assert expired["status"] == {"state": "expired"}
     assert [s["id"] for s in client.get("/api/v1/silences").json()] == [created["id"]], "expiring never deletes"
     assert not client.get("/api/v1/alerts").json()[0]["suppressed"]
-    strings = client.post("/api/v1/silences", json={**body, "matchers": ['severity="critical"']})
+    strings = client.post("/api/v1/silences", json={**body, "matchers": ['severity="critical"', 'project="churn"']})
     assert strings.status_code == 200 and strings.json()["matchers"][0]["name"] == "severity"
     assert client.delete("/api/v1/silences/nope").status_code == 404
 
@@ -93,7 +106,13 @@ def test_silences_lifecycle(client: TestClient) -> None:
     ],
 )
 def test_bad_silences(client: TestClient, change: dict[str, object], fragment: str) -> None:
-    body = {"matchers": ['a="b"'], "endsAt": "2026-11-21T00:00:00Z", "createdBy": "ada", "comment": "x", **change}
+    body = {
+        "matchers": ['a="b"', 'project="churn"'],
+        "endsAt": "2026-11-21T00:00:00Z",
+        "createdBy": "ada",
+        "comment": "x",
+        **change,
+    }
     response = client.post("/api/v1/silences", json=body)
     assert response.status_code == 422 and fragment in response.text
 

@@ -12,7 +12,7 @@ from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
 from monitor.core.types import ms_from_datetime
 from monitor.runtime import Runtime
-from tests.conftest import BASIC_CONFIG, T0, RuntimeFactory
+from tests.conftest import BASIC_CONFIG, T0, RuntimeFactory, token_headers
 
 NOW_S = T0.timestamp()
 
@@ -24,7 +24,7 @@ def runtime(make_runtime: RuntimeFactory, db_url: str, clock: FrozenClock) -> Ru
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as test_client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as test_client:
         yield test_client
 
 

@@ -39,9 +39,7 @@ def mlmon(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 def test_check_config_accepts_the_example() -> None:
     done = mlmon("check-config", str(EXAMPLE))
     assert done.returncode == 0, done.stderr
-    assert re.fullmatch(
-        rf"{re.escape(str(EXAMPLE))}: OK \(\d+ projects, \d+ sources.*\)", done.stdout.strip()
-    )
+    assert re.fullmatch(rf"{re.escape(str(EXAMPLE))}: OK \(\d+ projects, \d+ sources.*\)", done.stdout.strip())
     assert done.stderr == ""
 
 
@@ -56,29 +54,43 @@ BAD_FILES = [
     (
         "unknown-kind",
         SOURCE_HEAD + "        kind: prometheus_scrape\n",
-        [("kind: prometheus_scrape", "projects[0].sources[0].kind: unknown source kind 'prometheus_scrape'; "
-          "expected one of: ")],
+        [
+            (
+                "kind: prometheus_scrape",
+                "projects[0].sources[0].kind: unknown source kind 'prometheus_scrape'; expected one of: ",
+            )
+        ],
     ),
     (
         "bad-params",
         SOURCE_HEAD + "        kind: http_json\n        params:\n          uri: http://eval.internal/x.json\n"
         "          metrics: [{metric: accuracy, path: $.accuracy}]\n",
-        [("params:", "projects[0].sources[0].params.url: required field is missing"),
-         ("uri:", "projects[0].sources[0].params.uri: unknown key 'uri'")],
+        [
+            ("params:", "projects[0].sources[0].params.url: required field is missing"),
+            ("uri:", "projects[0].sources[0].params.uri: unknown key 'uri'"),
+        ],
     ),
     (
         "bad-push-params",
         SOURCE_HEAD + "        kind: push\n        params:\n          expect:\n            - metric: trainAcc\n"
         "              max_age: soon\n",
-        [("- metric: trainAcc", "projects[0].sources[0].params.expect[0].metric: metric name 'trainAcc' must be "
-          "snake_case"),
-         ("max_age: soon", "projects[0].sources[0].params.expect[0].max_age: expected a duration like")],
+        [
+            (
+                "- metric: trainAcc",
+                "projects[0].sources[0].params.expect[0].metric: metric name 'trainAcc' must be snake_case",
+            ),
+            ("max_age: soon", "projects[0].sources[0].params.expect[0].max_age: expected a duration like"),
+        ],
     ),
     (
         "bad-duration",
         SOURCE_HEAD + "        kind: push\n        interval: 5 minutes\n",
-        [("interval: 5 minutes", "projects[0].sources[0].interval: expected a duration like '30s', '5m' or "
-          "'1h30m', got '5 minutes'")],
+        [
+            (
+                "interval: 5 minutes",
+                "projects[0].sources[0].interval: expected a duration like '30s', '5m' or '1h30m', got '5 minutes'",
+            )
+        ],
     ),
     (
         "interval-too-short",
@@ -101,7 +113,7 @@ BAD_FILES = [
         SOURCE_HEAD + "        kind: push\n        kind: http_json\n",
         [("kind: http_json", 'invalid YAML: found duplicate key "kind"')],
     ),
-]  # fmt: skip
+]
 
 
 def _line_of(text: str, marker: str) -> int:
@@ -109,9 +121,7 @@ def _line_of(text: str, marker: str) -> int:
 
 
 @pytest.mark.parametrize(("text", "problems"), [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
-def test_check_config_names_file_line_and_field(
-    tmp_path: Path, text: str, problems: list[tuple[str, str]]
-) -> None:
+def test_check_config_names_file_line_and_field(tmp_path: Path, text: str, problems: list[tuple[str, str]]) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
 
@@ -189,9 +199,7 @@ def table(stdout: str) -> list[list[str]]:
     return rows
 
 
-def test_collect_once_exits_1_when_a_source_fails(
-    collect_env: dict[str, str], evaluations: LocalHttpServer
-) -> None:
+def test_collect_once_exits_1_when_a_source_fails(collect_env: dict[str, str], evaluations: LocalHttpServer) -> None:
     done = mlmon("collect", "--once", env=collect_env)
 
     assert done.returncode == 1, done.stderr
@@ -202,9 +210,7 @@ def test_collect_once_exits_1_when_a_source_fails(
     assert rows["beta", "eval"][2:5] == ["http_json", "failed", "0"]
     assert "answered 500: evaluation store is down" in rows["beta", "eval"][6]
     assert rows["beta", "nightly"][2:5] == ["push", "failed", "0"]
-    assert (
-        'no sample of accuracy{project="beta",model="m2"} has been pushed yet' in rows["beta", "nightly"][6]
-    )
+    assert 'no sample of accuracy{project="beta",model="m2"} has been pushed yet' in rows["beta", "nightly"][6]
 
     store = Store.open(collect_env["MLMON_DATABASE_URL"])
     try:
@@ -270,8 +276,6 @@ def test_migrate_a_fresh_sqlite_file(tmp_path: Path) -> None:
     assert second.stdout.strip() == f"database at revision {head} (was {head})"
     try:
         assert migrate.current_revision(engine) == head
-        assert {"series", "samples", "events", "source_runs", "source_state"} <= set(
-            inspect(engine).get_table_names()
-        )
+        assert {"series", "samples", "events", "source_runs", "source_state"} <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()

@@ -159,9 +159,7 @@ def test_dockerfile_base_user_and_entrypoint(dockerfile: list[tuple[str, str]]) 
     _validate_mlmon_argv(["mlmon", *_exec_form(dockerfile, "CMD")], "Dockerfile CMD")
     image_env = " ".join(_instruction(dockerfile, "ENV"))
     listen = re.search(r"MLMON_LISTEN=(\S+)", image_env)
-    assert listen and Settings(listen=listen.group(1)).host == "0.0.0.0", (
-        "the image must listen beyond loopback"
-    )
+    assert listen and Settings(listen=listen.group(1)).host == "0.0.0.0", "the image must listen beyond loopback"
 
 
 def test_dockerfile_names_no_package_index() -> None:
@@ -208,9 +206,7 @@ def test_dockerfile_copies_what_pip_install_needs(dockerfile: list[tuple[str, st
         sources += args[:-1]
     for source in sources:
         assert (REPO / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
-        assert not _dockerignored(source, patterns), (
-            f".dockerignore excludes {source}, which the Dockerfile copies"
-        )
+        assert not _dockerignored(source, patterns), f".dockerignore excludes {source}, which the Dockerfile copies"
     for cache in ("monitor/__pycache__", "monitor/cli.pyc", ".venv", "tests", "mlmon.db"):
         assert _dockerignored(cache, patterns), f".dockerignore should keep {cache} out of the build context"
 
@@ -222,9 +218,7 @@ def test_dockerfile_copies_what_pip_install_needs(dockerfile: list[tuple[str, st
     for include in project["tool"]["setuptools"]["packages"]["find"]["include"]:
         needed.add(include.rstrip("*"))
     copied = {PurePosixPath(s).as_posix().rstrip("/") for s in sources}
-    assert needed <= copied, (
-        f"`pip install .` needs {sorted(needed - copied)}, which the Dockerfile does not copy"
-    )
+    assert needed <= copied, f"`pip install .` needs {sorted(needed - copied)}, which the Dockerfile does not copy"
 
 
 # --- docker-compose.yml ---------------------------------------------------------------------------
@@ -245,9 +239,7 @@ def test_mlmon_services_run_real_commands_and_options(
     assert "build" in service, f"{name} should run the image built from this repository"
     context = REPO / (service["build"] if isinstance(service["build"], str) else service["build"]["context"])
     assert (context / "Dockerfile").is_file()
-    entrypoint = (
-        _argv(service["entrypoint"]) if "entrypoint" in service else _exec_form(dockerfile, "ENTRYPOINT")
-    )
+    entrypoint = _argv(service["entrypoint"]) if "entrypoint" in service else _exec_form(dockerfile, "ENTRYPOINT")
     command = _argv(service.get("command")) or _exec_form(dockerfile, "CMD")
     _validate_mlmon_argv([*entrypoint, *command], f"compose service {name}")
 
@@ -309,9 +301,7 @@ def test_web_is_replicable_and_health_checked(services: dict[str, dict[str, Any]
         else:
             fields = str(port).split("/")[0].split(":")
             published = fields[-2] if len(fields) > 1 else ""
-        assert published == "" or "-" in published, (
-            f"web publishes fixed host port {published}: replicas collide"
-        )
+        assert published == "" or "-" in published, f"web publishes fixed host port {published}: replicas collide"
     replicas = (web.get("deploy") or {}).get("replicas", 1)
     assert int(replicas) >= 1
 
@@ -336,9 +326,7 @@ def test_migrate_gates_web_and_worker(services: dict[str, dict[str, Any]]) -> No
     assert migrate["postgres"]["condition"] == "service_healthy"
 
 
-def test_postgres_has_healthcheck_and_volume(
-    compose: dict[str, Any], services: dict[str, dict[str, Any]]
-) -> None:
+def test_postgres_has_healthcheck_and_volume(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
     postgres = services["postgres"]
     check = _argv(postgres["healthcheck"]["test"])
     assert check[0] in ("CMD", "CMD-SHELL") and "pg_isready" in " ".join(check)
@@ -451,18 +439,14 @@ def test_mounted_config_reaches_mlmon_through_the_web_service(services: dict[str
     assert status, "the compose config should poll mlmon's own status"
     for url in status:
         parts = urlsplit(url)
-        assert parts.hostname == "web" and parts.port == web_port, (
-            f"{url}: inside compose mlmon is at web:{web_port}"
-        )
+        assert parts.hostname == "web" and parts.port == web_port, f"{url}: inside compose mlmon is at web:{web_port}"
 
 
 def test_check_config_fails_on_a_broken_copy(tmp_path: Path) -> None:
     """check-config is a real gate: the same file with an unknown key is refused."""
     broken = tmp_path / "broken.yaml"
     text = (REPO / "examples" / "compose.yaml").read_text(encoding="utf-8")
-    broken.write_text(
-        text.replace("    team: growth\n", "    team: growth\n    teem: growth\n"), encoding="utf-8"
-    )
+    broken.write_text(text.replace("    team: growth\n", "    team: growth\n    teem: growth\n"), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "monitor", "check-config", str(broken)],
         capture_output=True,

@@ -22,7 +22,7 @@ from monitor.core.clock import FrozenClock
 from monitor.runtime import Runtime
 from monitor.services import Services
 from monitor.store.alerts import OutboxItem, OutboxStore
-from tests.conftest import RuntimeFactory
+from tests.conftest import RuntimeFactory, token_headers
 from tests.support.http_server import self_signed_cert
 from tests.support.peers import free_port, missing
 
@@ -183,7 +183,7 @@ def mailer(
 ) -> Iterator[Mailer]:
     text = CONFIG.format(port=port, starttls=str(starttls).lower(), auth=AUTH if auth else "")
     runtime = make_runtime(text, clock=clock)
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         yield Mailer(runtime, client)
 
 

@@ -12,7 +12,7 @@ from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
 from monitor.core.types import Sample, SeriesKey, ms_from_datetime
 from monitor.store.sources import RunRecord
-from tests.conftest import BASIC_CONFIG, RuntimeFactory
+from tests.conftest import BASIC_CONFIG, RuntimeFactory, token_headers
 from tests.support.peers import require_binary
 
 
@@ -38,7 +38,7 @@ def test_metrics_reflect_the_store_and_pass_promtool(make_runtime: RuntimeFactor
     start = clock.now() - timedelta(seconds=3)
     runtime.store.sources.record(RunRecord("churn", "eval", "http_json", start, 1.5, "ok", samples=2))
     runtime.store.sources.record(RunRecord("churn", "eval", "http_json", clock.now(), 0.5, "failed", "boom"))
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         client.get("/healthz")
         text = client.get("/metrics").text
     metrics = _families(text)

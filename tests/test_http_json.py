@@ -126,9 +126,7 @@ def test_headers_are_filled_from_the_environment(server: LocalHttpServer, sqlite
         collect(sqlite_store, params, {"EVAL_TOKEN": "wrong"})
 
     before = len(server.requests())
-    with pytest.raises(
-        SourceError, match=r"environment variable EVAL_TOKEN \(used in header Authorization\)"
-    ):
+    with pytest.raises(SourceError, match=r"environment variable EVAL_TOKEN \(used in header Authorization\)"):
         collect(sqlite_store, params, {})
     assert len(server.requests()) == before, "no request without the credential"
 
@@ -151,28 +149,58 @@ def test_basic_auth_from_the_environment(server: LocalHttpServer, sqlite_store: 
 
 
 FAILURES: list[tuple[str, Answer, dict[str, Any], type[SourceError], str]] = [
-    ("path-matches-nothing", Answer({"eval": {}}), {"path": "$.eval.accuracy"}, SourceError,
-     r"JSONPath '\$\.eval\.accuracy' matched nothing in the answer of http://127\.0\.0\.1:\d+/doc"),
-    ("value-path-matches-nothing", Answer({"models": [{"acc": 1}, {"f1": 2}]}),
-     {"path": "$.models[*]", "value": "acc"}, SourceError, r"value path acc matched nothing inside \$\.models\[\*\]\[1\]"),
-    ("string", Answer({"accuracy": "high"}), {}, SourceError, r"\$\.accuracy: expected a number for accuracy, got 'high'"),
+    (
+        "path-matches-nothing",
+        Answer({"eval": {}}),
+        {"path": "$.eval.accuracy"},
+        SourceError,
+        r"JSONPath '\$\.eval\.accuracy' matched nothing in the answer of http://127\.0\.0\.1:\d+/doc",
+    ),
+    (
+        "value-path-matches-nothing",
+        Answer({"models": [{"acc": 1}, {"f1": 2}]}),
+        {"path": "$.models[*]", "value": "acc"},
+        SourceError,
+        r"value path acc matched nothing inside \$\.models\[\*\]\[1\]",
+    ),
+    (
+        "string",
+        Answer({"accuracy": "high"}),
+        {},
+        SourceError,
+        r"\$\.accuracy: expected a number for accuracy, got 'high'",
+    ),
     ("null", Answer({"accuracy": None}), {}, SourceError, "expected a number for accuracy, got NoneType"),
     ("bool", Answer({"accuracy": True}), {}, SourceError, "expected a number for accuracy, got bool"),
     ("object", Answer({"accuracy": {"v": 1}}), {}, SourceError, "expected a number for accuracy, got dict"),
     ("nan-literal", Answer(b'{"accuracy": NaN}'), {}, SourceError, r"accuracy is nan, not a finite number"),
     ("nan-string", Answer({"accuracy": "NaN"}), {}, SourceError, r"accuracy is 'NaN', not a finite number"),
     ("infinity", Answer(b'{"accuracy": Infinity}'), {}, SourceError, "not a finite number"),
-    ("bad-timestamp", Answer({"m": [{"v": 1, "at": "yesterday"}]}),
-     {"path": "$.m[*]", "value": "v", "timestamp": "at"}, SourceError,
-     "timestamp 'yesterday' is neither epoch seconds nor ISO 8601"),
-    ("status-500", Answer("database is down", status=500), {}, SourceUnavailable,
-     r"GET http://127\.0\.0\.1:\d+/doc answered 500: database is down"),
+    (
+        "bad-timestamp",
+        Answer({"m": [{"v": 1, "at": "yesterday"}]}),
+        {"path": "$.m[*]", "value": "v", "timestamp": "at"},
+        SourceError,
+        "timestamp 'yesterday' is neither epoch seconds nor ISO 8601",
+    ),
+    (
+        "status-500",
+        Answer("database is down", status=500),
+        {},
+        SourceUnavailable,
+        r"GET http://127\.0\.0\.1:\d+/doc answered 500: database is down",
+    ),
     ("status-503", Answer({"error": "warming up"}, status=503), {}, SourceUnavailable, "answered 503"),
     ("status-404", Answer("no such evaluation", status=404), {}, SourceError, "answered 404: no such evaluation"),
-    ("not-json", Answer("<html><body>maintenance</body></html>"), {}, SourceError,
-     r"GET http://127\.0\.0\.1:\d+/doc did not return JSON .*<html><body>maintenance"),
+    (
+        "not-json",
+        Answer("<html><body>maintenance</body></html>"),
+        {},
+        SourceError,
+        r"GET http://127\.0\.0\.1:\d+/doc did not return JSON .*<html><body>maintenance",
+    ),
     ("empty-body", Answer(b""), {}, SourceError, "did not return JSON"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
@@ -200,10 +228,7 @@ def test_credentials_in_the_url_are_not_shown_in_errors(server: LocalHttpServer,
         collect(sqlite_store, accuracy(url))
     assert "answered 500" in str(raised.value)
     assert "hunter2" not in str(raised.value)
-    assert (
-        server.requests("/doc")[0].header("Authorization")
-        == "Basic " + base64.b64encode(b"ada:hunter2").decode()
-    )
+    assert server.requests("/doc")[0].header("Authorization") == "Basic " + base64.b64encode(b"ada:hunter2").decode()
 
 
 def test_connection_refused_is_unavailable(sqlite_store: Store) -> None:
@@ -220,9 +245,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[LocalHttpServer, Path]]:
         yield running, cert.cert
 
 
-def test_https_with_a_self_signed_certificate(
-    tls_server: tuple[LocalHttpServer, Path], sqlite_store: Store
-) -> None:
+def test_https_with_a_self_signed_certificate(tls_server: tuple[LocalHttpServer, Path], sqlite_store: Store) -> None:
     server, cert = tls_server
     params = accuracy(server.url("/doc"))
 
@@ -240,9 +263,7 @@ def test_https_with_a_self_signed_certificate(
 def test_runner_stores_readings_and_records_failures(server: LocalHttpServer, store: Store) -> None:
     server.route("/models.json", Answer({"models": [{"name": "a", "acc": 0.8}, {"name": "b", "acc": 0.9}]}))
     runner = SourceRunner(store, SystemClock())
-    params = accuracy(
-        server.url("/models.json"), path="$.models[*]", value="acc", label_paths={"model": "name"}
-    )
+    params = accuracy(server.url("/models.json"), path="$.models[*]", value="acc", label_paths={"model": "name"})
     config = SourceConfig(name="eval", kind="http_json", timeout="5s", params=params)
     plan = SourcePlan("churn", config, KIND.create(params))
 
@@ -267,19 +288,25 @@ CONFIG_ERRORS = [
     ("filter", {"path": "$.models[?(@.x >)]"}, "metrics[0].path", "invalid JSONPath"),
     ("value", {"path": "$.m[*]", "value": "a..["}, "metrics[0].value", "invalid JSONPath 'a..['"),
     ("timestamp", {"path": "$.m[*]", "value": "v", "timestamp": "(("}, "metrics[0].timestamp", "invalid JSONPath"),
-    ("label-path", {"path": "$.m[*]", "value": "v", "label_paths": {"model": "]"}}, "metrics[0].label_paths",
-     "label 'model': invalid JSONPath"),
-    ("label-name", {"path": "$.m[*]", "value": "v", "label_paths": {"project": "name"}}, "metrics[0].label_paths",
-     "label name 'project' is reserved"),
-]  # fmt: skip
+    (
+        "label-path",
+        {"path": "$.m[*]", "value": "v", "label_paths": {"model": "]"}},
+        "metrics[0].label_paths",
+        "label 'model': invalid JSONPath",
+    ),
+    (
+        "label-name",
+        {"path": "$.m[*]", "value": "v", "label_paths": {"project": "name"}},
+        "metrics[0].label_paths",
+        "label name 'project' is reserved",
+    ),
+]
 
 
 @pytest.mark.parametrize(
     ("spec", "field", "message"), [c[1:] for c in CONFIG_ERRORS], ids=[c[0] for c in CONFIG_ERRORS]
 )
-def test_invalid_jsonpath_is_a_config_error_with_its_line(
-    spec: dict[str, str], field: str, message: str
-) -> None:
+def test_invalid_jsonpath_is_a_config_error_with_its_line(spec: dict[str, str], field: str, message: str) -> None:
     lines = [
         "projects:",
         "  - id: churn",
@@ -290,9 +317,11 @@ def test_invalid_jsonpath_is_a_config_error_with_its_line(
         "          url: http://eval.internal/latest.json",
         "          metrics:",
         "            - metric: accuracy",
-        *[f"              {key}: {value!r}" if isinstance(value, str) else f"              {key}: {value}"
-          for key, value in spec.items()],
-    ]  # fmt: skip
+        *[
+            f"              {key}: {value!r}" if isinstance(value, str) else f"              {key}: {value}"
+            for key, value in spec.items()
+        ],
+    ]
     text = "\n".join(lines) + "\n"
     with pytest.raises(ConfigError) as raised:
         parse_config(text, "mlmon.yaml", [check_sources(REGISTRY)])

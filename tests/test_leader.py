@@ -47,9 +47,7 @@ projects:
 def _clean_postgres(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(
-            text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)} RESTART IDENTITY CASCADE")
-        )
+        conn.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 
@@ -138,9 +136,7 @@ def test_one_leader_runs_jobs_and_the_standby_takes_over_after_kill_9(
             interval=0.05,
             what=f"the standby {standby} to collect after the leader was killed",
         )
-        wait_until(
-            lambda: origins().count(standby) >= 3, timeout=20, what="the new leader to keep collecting"
-        )
+        wait_until(lambda: origins().count(standby) >= 3, timeout=20, what="the new leader to keep collecting")
         after = origins()[before:]
         assert set(after) <= {leader, standby}
         # At most the request the killed leader had in flight comes from it; all later ones are the standby's.

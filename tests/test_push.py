@@ -33,16 +33,21 @@ CASES = [
     ("fresh", timedelta(minutes=5), "ok", []),
     ("exactly-max-age", timedelta(hours=1), "ok", []),
     ("missing", None, "failed", ['no sample of accuracy{project="churn",model="churn-v7"} has been pushed yet']),
-    ("stale", timedelta(hours=2, minutes=30), "failed",
-     ['newest sample of accuracy{project="churn",model="churn-v7"} is 2h30m old', "max_age 1h",
-      "at 2026-11-20T09:30:00+00:00"]),
-]  # fmt: skip
+    (
+        "stale",
+        timedelta(hours=2, minutes=30),
+        "failed",
+        [
+            'newest sample of accuracy{project="churn",model="churn-v7"} is 2h30m old',
+            "max_age 1h",
+            "at 2026-11-20T09:30:00+00:00",
+        ],
+    ),
+]
 
 
 @pytest.mark.parametrize(("age", "outcome", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_freshness(
-    store: Store, clock: FrozenClock, age: timedelta | None, outcome: str, fragments: list[str]
-) -> None:
+def test_freshness(store: Store, clock: FrozenClock, age: timedelta | None, outcome: str, fragments: list[str]) -> None:
     if age is not None:
         push(store, clock, ACCURACY, age + timedelta(days=1), value=0.5)  # an older sample too
         push(store, clock, ACCURACY, age)

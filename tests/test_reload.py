@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from monitor.api.app import create_app
 from monitor.runtime import Runtime
-from tests.conftest import BASIC_CONFIG
+from tests.conftest import BASIC_CONFIG, token_headers
 from tests.support.peers import REPO, free_port, mlmon_command, stop_process, wait_http, wait_until
 
 WITH_NLP = (
@@ -54,7 +54,7 @@ def project_ids(client: TestClient) -> list[str]:
 def test_reload_valid_then_broken_then_fixed(make_runtime: Callable[..., Runtime]) -> None:
     runtime = make_runtime(BASIC_CONFIG)
     path = runtime.settings.config
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         assert project_ids(client) == ["churn", "vision"]
         assert reload_gauge(client) == 1
 
@@ -64,7 +64,11 @@ def test_reload_valid_then_broken_then_fixed(make_runtime: Callable[..., Runtime
         assert response.json() == {"status": "reloaded", "changed_projects": ["nlp"]}
         assert project_ids(client) == ["churn", "vision", "nlp"]
         [event] = runtime.store.events.events(kinds=["config_change"])
-        assert (event.project, event.subject, event.labels) == ("nlp", "configuration", {"actor": "api"})
+        assert (event.project, event.subject) == ("nlp", "configuration")
+        assert event.labels["actor"].startswith("test-admin"), "the event names who reloaded"
+        changes = runtime.store.changes.entries(actions=["config.reload", "project.create"])
+        assert [(c.action, c.project) for c in changes] == [("config.reload", None), ("project.create", "nlp")]
+        assert {c.actor for c in changes} == {event.labels["actor"]}
         assert "project added" in event.message
 
         path.write_text(BROKEN)
@@ -92,7 +96,7 @@ def test_reload_valid_then_broken_then_fixed(make_runtime: Callable[..., Runtime
 
 def test_reload_of_an_unchanged_file_records_nothing(make_runtime: Callable[..., Runtime]) -> None:
     runtime = make_runtime(BASIC_CONFIG)
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         response = client.post("/-/reload")
         assert response.status_code == 200
         assert response.json()["changed_projects"] == []
@@ -127,9 +131,7 @@ def test_sighup_reloads_a_running_server(served: tuple[str, Path, subprocess.Pop
         return [p["id"] for p in httpx.get(f"{base}/api/v1/projects", timeout=5).json()]
 
     def gauge() -> float:
-        found = re.search(
-            r"^mlmon_config_last_reload_successful (\S+)$", httpx.get(f"{base}/metrics").text, re.M
-        )
+        found = re.search(r"^mlmon_config_last_reload_successful (\S+)$", httpx.get(f"{base}/metrics").text, re.M)
         assert found
         return float(found.group(1))
 

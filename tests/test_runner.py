@@ -28,9 +28,7 @@ def lab() -> Iterator[FakeLab]:
 
 def fake_plan(lab: FakeLab, behaviour: str, name: str | None = None, timeout: str = "5s") -> SourcePlan:
     params = {"behaviour": behaviour}
-    config = SourceConfig(
-        name=name or behaviour.replace("_", "-"), kind="fake", timeout=timeout, params=params
-    )
+    config = SourceConfig(name=name or behaviour.replace("_", "-"), kind="fake", timeout=timeout, params=params)
     return SourcePlan(PROJECT, config, lab.kinds()["fake"].create(params))
 
 

@@ -14,7 +14,7 @@ from monitor.core.clock import FrozenClock
 from monitor.runtime import Runtime
 from monitor.services import Services
 from monitor.store.alerts import OutboxStore
-from tests.conftest import RuntimeFactory
+from tests.conftest import RuntimeFactory, token_headers
 from tests.support.sinks import WebhookSink
 
 URL_ENV = "MLMON_TEST_SLACK_WEBHOOK_URL"
@@ -69,7 +69,7 @@ def sink() -> Iterator[WebhookSink]:
 
 def slack(make_runtime: RuntimeFactory, clock: FrozenClock, mention: bool = True) -> Iterator[Slack]:
     runtime = make_runtime(CONFIG.format(url_env=URL_ENV, mention=str(mention).lower()), clock=clock)
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         made = Slack(runtime, client)
         yield made
         made.services.http_senders.close()

@@ -36,12 +36,20 @@ Sender = Callable[[OutboxItem, ReceiverConfig, Mapping[str, str]], SendResult]
 
 
 def post_json(
-    client: httpx.Client, url: str, body: Any, item: OutboxItem, timeout: float, what: str,
+    client: httpx.Client,
+    url: str,
+    body: Any,
+    item: OutboxItem,
+    timeout: float,
+    what: str,
     extra_headers: Mapping[str, str] | None = None,
-) -> SendResult:  # fmt: skip
+) -> SendResult:
     """2xx ok; 5xx, 429 and transport errors retry; any other status fails for good with the answer."""
-    headers = {**(extra_headers or {}), "Idempotency-Key": item.idempotency_key,
-               "X-Mlmon-Idempotency-Key": item.idempotency_key}  # fmt: skip
+    headers = {
+        **(extra_headers or {}),
+        "Idempotency-Key": item.idempotency_key,
+        "X-Mlmon-Idempotency-Key": item.idempotency_key,
+    }
     try:
         response = client.post(url, json=body, headers=headers, timeout=timeout)
     except httpx.TimeoutException:

@@ -33,7 +33,9 @@ class HttpSenders:
             headers = {k: expand_env(v, env, f"header {k}") for k, v in config.headers.items()}
         except SourceError as exc:
             return SendResult.retryable(f"webhook: {exc}")
-        return post_json(self.client, url, item.payload["body"], item, config.timeout.total_seconds(), "webhook", headers)
+        return post_json(
+            self.client, url, item.payload["body"], item, config.timeout.total_seconds(), "webhook", headers
+        )
 
     def slack(self, item: OutboxItem, receiver: ReceiverConfig, env: Mapping[str, str]) -> SendResult:
         config = receiver.slack
@@ -50,4 +52,11 @@ class HttpSenders:
         if config is None or index >= len(config.urls):
             return SendResult.permanent(f"receiver {receiver.name!r} no longer has that Alertmanager")
         url = config.urls[index].rstrip("/") + "/api/v2/alerts"
-        return post_json(self.client, url, item.payload["body"], item, config.timeout.total_seconds(), f"alertmanager {config.urls[index]}")
+        return post_json(
+            self.client,
+            url,
+            item.payload["body"],
+            item,
+            config.timeout.total_seconds(),
+            f"alertmanager {config.urls[index]}",
+        )

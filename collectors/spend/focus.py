@@ -17,7 +17,7 @@ Every file read or gone is recorded as an event of the source's project, for aud
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -175,12 +175,6 @@ class FocusCollector:
             for name in removed
         )
         return events
-
-
-def horizon(checkpoint: Mapping[str, Any]) -> date | None:
-    """The last day a focus source has data for (from its checkpoint)."""
-    value = checkpoint.get("horizon")
-    return date.fromisoformat(value) if isinstance(value, str) else None
 
 
 KIND = SourceKind(

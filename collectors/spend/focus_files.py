@@ -12,7 +12,6 @@ import fnmatch
 import glob
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -136,7 +135,3 @@ def same_file(path: Path, before: Fingerprint) -> bool:
         return Fingerprint.of(path) == before
     except OSError:
         return False
-
-
-def readable(path: Path) -> bool:
-    return os.access(path, os.R_OK)

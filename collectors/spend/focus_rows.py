@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
+from collectors.base import SourceError
 from collectors.spend.gpu_families import find_gpu_instance
 
 NULLS = ("NULL", "null", "")
@@ -27,6 +28,15 @@ they tell GPU rows and GPU-hours apart."""
 TAGS = "Tags"
 
 _HOURS = re.compile(r"^(?:1\s*)?(?:hours?|hrs?|h)$|^(?:instance|gpu|node)[ -]?hours?$", re.IGNORECASE)
+
+
+class FocusFileError(SourceError):
+    """A FOCUS file that cannot be read as such; the message names file, row and column."""
+
+    def __init__(self, path: str, message: str, row: int | None = None, column: str | None = None) -> None:
+        self.path, self.row, self.column = path, row, column
+        where = ", ".join(p for p in (f"row {row}" if row else "", f"column {column}" if column else "") if p)
+        super().__init__(f"{path}: {where + ': ' if where else ''}{message}")
 
 
 class ValueProblem(ValueError):

@@ -7,7 +7,10 @@ from fastapi import FastAPI
 from monitor import __version__
 from monitor.api import errors
 from monitor.api.middleware import RequestMetrics
-from monitor.api.routes import admin, alerts, events, health, projects, samples, series
+from monitor.api.routes import admin, alerts, events, health, projects, samples, series, settings
+from monitor.auth import api as auth_api
+from monitor.auth.deps import permit
+from monitor.auth.model import Permission
 from monitor.quality import api as quality_api
 from monitor.runtime import Runtime
 from monitor.spend import api as spend_api
@@ -23,7 +26,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="mlmon", version=__version__, description=DESCRIPTION, docs_url="/docs")
     app.state.runtime = runtime
     errors.install(app)
-    for module in (health, samples, series, projects, events, alerts, admin, stack_api, quality_api, spend_api):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    app.include_router(auth_api.router)
+    # Every other route reads at least; routes that change things ask for more themselves.
+    for module in (samples, series, projects, settings, events, alerts, admin, stack_api, quality_api, spend_api):
+        app.include_router(module.router, dependencies=[permit(Permission.READ)])
     app.add_middleware(RequestMetrics, telemetry=runtime.telemetry)
     return app

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from monitor.auth.tokens import Forbidden, Unauthorized
 from monitor.core.errors import ConfigError, InvalidInput, NotFound, TooLarge
 from monitor.ingest import jsonable_issues
 
@@ -34,6 +35,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConfigError)
     async def _config(_request: Request, exc: ConfigError) -> JSONResponse:
         return error_body(422, "configuration refused", jsonable_issues(exc.issues))
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_request: Request, exc: Unauthorized) -> JSONResponse:
+        response = error_body(401, str(exc))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mlmon"'
+        return response
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
+        return error_body(403, str(exc))
 
     @app.exception_handler(NotFound)
     async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:

@@ -38,21 +38,29 @@ ExtraCheck = Callable[[MlmonConfig], Problems] | RawCheck
 """A further check: of the parsed config (cross-references), or a RawCheck; yields (location, why)."""
 
 
-def load_config(path: str | Path, checks: Sequence[ExtraCheck] = ()) -> MlmonConfig:
+Overlay = Callable[[dict[str, Any]], dict[str, Any]]
+"""Changes laid over the file's data before validation (API-managed settings)."""
+
+
+def load_config(path: str | Path, checks: Sequence[ExtraCheck] = (), overlay: Overlay | None = None) -> MlmonConfig:
     """Load and validate the configuration file at `path`; raise ConfigError listing every problem."""
     file = Path(path)
     try:
         raw = file.read_bytes()
     except OSError as exc:
         raise ConfigError(str(file), [Issue(str(file), f"cannot read the configuration: {exc.strerror}")]) from exc
-    return parse_config(raw, str(file), checks)
+    return parse_config(raw, str(file), checks, overlay)
 
 
-def parse_config(raw: bytes | str, name: str, checks: Sequence[ExtraCheck] = ()) -> MlmonConfig:
+def parse_config(
+    raw: bytes | str, name: str, checks: Sequence[ExtraCheck] = (), overlay: Overlay | None = None
+) -> MlmonConfig:
     """Validate configuration text; `name` is used in error messages."""
     text = _decode(raw, name)
     tree = _parse_yaml(text, name)
     plain = _plain(tree)
+    if overlay is not None:
+        plain = overlay(plain)
     raw_problems = [p for check in checks if isinstance(check, RawCheck) for p in check.run(plain)]
     located = [_located(name, tree, loc, why) for loc, why in raw_problems]
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import EmailStr, Field, field_validator, model_validator
 
@@ -120,11 +120,20 @@ class RetentionConfig(StrictModel):
         return self
 
 
+class AuthConfig(StrictModel):
+    """Who may do what without a token."""
+
+    anonymous: Literal["viewer", "none"] = Field(
+        default="viewer", description="viewer: read without signing in; none: every request needs a token"
+    )
+
+
 class MlmonConfig(StrictModel):
     """The root of the configuration file."""
 
     projects: list[ProjectConfig] = Field(default_factory=list)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
     receivers: list[ReceiverConfig] = Field(default_factory=list)

@@ -22,6 +22,8 @@ from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Engine
 
 from monitor.api.deps import RuntimeDep, parse_time
+from monitor.auth.deps import PrincipalDep, check_project
+from monitor.auth.model import Permission, Principal
 from monitor.core.errors import InvalidInput, Issue, NotFound
 from monitor.core.matchers import parse_selector
 from monitor.core.types import datetime_from_ms, ms_from_datetime
@@ -111,10 +113,11 @@ _PUSH_BODY = {
 }
 
 
-def _push(runtime: Runtime, body: bytes) -> PushOut:
+def _push(runtime: Runtime, principal: Principal, body: bytes) -> PushOut:
     config = runtime.config
     settings = config.quality.distributions
     push = parse_push(body, config.project_ids, settings.max_columns)
+    check_project(principal, Permission.PUSH, push.project)
     project = config.project(push.project)
     bins = push.bins or (project.quality.distribution_bins if project else None) or settings.bins
     result = ingest(
@@ -144,9 +147,9 @@ def _push(runtime: Runtime, body: bytes) -> PushOut:
     openapi_extra=_PUSH_BODY,
     responses={413: {"description": "body or push over the limits"}, 422: {"description": "invalid columns, named"}},
 )
-async def push_distribution(request: Request, runtime: RuntimeDep) -> PushOut:
+async def push_distribution(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> PushOut:
     body = await request.body()
-    return await run_in_threadpool(_push, runtime, body)
+    return await run_in_threadpool(_push, runtime, principal, body)
 
 
 def _reference_out(ref: Reference, with_profile: bool) -> ReferenceOut:
@@ -169,17 +172,21 @@ def _reference_out(ref: Reference, with_profile: bool) -> ReferenceOut:
 @router.get("/quality/references", summary="Reference distributions", response_model=list[ReferenceOut])
 def list_references(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     project: str | None = None,
     dataset: str | None = None,
     include_inactive: bool = False,
 ) -> list[ReferenceOut]:
     found = DistributionStore(runtime.store.engine).references(project, dataset, include_inactive)
-    return [_reference_out(r, False) for r in found]
+    return [_reference_out(r, False) for r in found if principal.sees(r.project)]
 
 
 @router.get("/quality/references/{ref_id}", summary="One reference, with its profile", response_model=ReferenceOut)
-def get_reference(runtime: RuntimeDep, ref_id: int) -> ReferenceOut:
-    return _reference_out(DistributionStore(runtime.store.engine).reference(ref_id), True)
+def get_reference(runtime: RuntimeDep, principal: PrincipalDep, ref_id: int) -> ReferenceOut:
+    reference = DistributionStore(runtime.store.engine).reference(ref_id)
+    if not principal.sees(reference.project):
+        raise NotFound(f"no reference {ref_id}")
+    return _reference_out(reference, True)
 
 
 @router.get(
@@ -222,6 +229,7 @@ def list_comparisons(
 )
 def quality_series(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     match: Annotated[str, Query(description='selector, e.g. accuracy{project="churn"}')],
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[QualitySeriesOut]:
@@ -231,6 +239,8 @@ def quality_series(
         raise InvalidInput([Issue("match", str(exc), field="match")], "invalid match") from None
     out = []
     for s in series_with_baselines(runtime.store, selector, limit):
+        if not principal.sees(s.key.project):
+            continue
         baseline = None
         if s.baseline is not None:
             baseline = BaselineOut(value=s.baseline.value, at=s.baseline.at, n=s.baseline.n, how=dict(s.baseline.how))

@@ -14,6 +14,8 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from monitor.api.deps import RuntimeDep
+from monitor.auth.deps import PrincipalDep
+from monitor.auth.model import Principal
 from monitor.core.errors import NotFound
 from monitor.runtime import Runtime
 from monitor.spend.report import MAX_DAYS, days_needed, load, tco_report
@@ -28,17 +30,18 @@ def _known(runtime: Runtime, project: str) -> None:
         raise NotFound(f"unknown project {project!r}")
 
 
-def _projects(runtime: Runtime) -> list[ProjectSpendOut]:
+def _projects(runtime: Runtime, principal: Principal) -> list[ProjectSpendOut]:
     config, now = runtime.config, runtime.clock.now()
-    data = load(runtime.store, config, [p.id for p in config.projects], now, days_needed(config, now))
-    return [project_out(data[p.id], now) for p in config.projects]
+    ids = [p.id for p in config.projects if principal.sees(p.id)]
+    data = load(runtime.store, config, ids, now, days_needed(config, now))
+    return [project_out(data[p], now) for p in ids]
 
 
 @router.get(
     "/spend/projects", response_model=list[ProjectSpendOut], summary="Budget, spend and forecast of every project"
 )
-async def spend_projects(runtime: RuntimeDep) -> list[ProjectSpendOut]:
-    return await run_in_threadpool(_projects, runtime)
+async def spend_projects(runtime: RuntimeDep, principal: PrincipalDep) -> list[ProjectSpendOut]:
+    return await run_in_threadpool(_projects, runtime, principal)
 
 
 def _project(runtime: Runtime, project: str, days: int) -> ProjectDetailOut:
@@ -72,8 +75,16 @@ async def spend_tco(
     return await run_in_threadpool(_tco, runtime, project, periods)
 
 
+def _sources(runtime: Runtime, principal: Principal, days: int) -> list[SpendSourceOut]:
+    # A source shows what it attributed to every project: only callers who see its project see it.
+    found = sources_out(runtime.store, runtime.config, runtime.clock.now(), days)
+    return [source for source in found if principal.sees(source.project)]
+
+
 @router.get("/spend/sources", response_model=list[SpendSourceOut], summary="Spend sources and what they attributed")
 async def spend_sources(
-    runtime: RuntimeDep, days: int = Query(default=31, ge=1, le=MAX_DAYS, description="attribution over these days")
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    days: int = Query(default=31, ge=1, le=MAX_DAYS, description="attribution over these days"),
 ) -> list[SpendSourceOut]:
-    return await run_in_threadpool(sources_out, runtime.store, runtime.config, runtime.clock.now(), days)
+    return await run_in_threadpool(_sources, runtime, principal, days)

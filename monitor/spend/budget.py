@@ -46,6 +46,9 @@ class Combined:
     horizon: date | None
     by_source: dict[str, float]
     problems: list[str] = field(default_factory=list)
+    """Why something could not be counted (another currency): an error to fix."""
+    waiting: list[str] = field(default_factory=list)
+    """Sources that have stored nothing yet: no data, not an error."""
 
 
 def combine(
@@ -57,11 +60,12 @@ def combine(
     horizons: list[date] = []
     by_source: dict[str, float] = {}
     problems: list[str] = []
+    waiting: list[str] = []
     wanted = set(days) if days is not None else None
     for source in sources:
         ref = source.source.ref
         if source.currency is None:
-            problems.append(f"spend source {ref} has stored no spend yet")
+            waiting.append(f"spend source {ref} has stored no spend yet")
             continue
         if source.currency != currency:
             problems.append(
@@ -78,7 +82,7 @@ def combine(
         elif amounts:
             horizons.append(max(amounts))
     horizon = min(horizons) if horizons and len(horizons) == len(by_source) else None
-    return Combined(daily, horizon, by_source, problems)
+    return Combined(daily, horizon, by_source, problems, waiting)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class BudgetStatus:
     thresholds: list[ThresholdState]
     problems: list[str]
     now: datetime
+    waiting: list[str] = field(default_factory=list)
 
     @property
     def used(self) -> float:
@@ -102,7 +107,7 @@ class BudgetStatus:
 
     @property
     def has_data(self) -> bool:
-        return bool(self.by_source) and not self.problems
+        return bool(self.by_source) and not self.problems and not self.waiting
 
     @property
     def days_left(self) -> float:
@@ -144,9 +149,18 @@ def budget_status(
     else:
         complete = math.fsum(v for d, v in daily.items() if period.contains(d) and d < horizon)
         remaining = (period.end - max(period.first, horizon)).days if horizon < period.end else 0
-        if problems:
+        if problems or combined.waiting:
             outlook = Forecast(
-                False, "; ".join(problems), None, None, None, forecast.confidence, 0, None, None, remaining
+                False,
+                "; ".join(problems + combined.waiting),
+                None,
+                None,
+                None,
+                forecast.confidence,
+                0,
+                None,
+                None,
+                remaining,
             )
         else:
             observed = observed_days(daily, min(horizon, period.end), forecast.lookback.days)
@@ -168,4 +182,5 @@ def budget_status(
         states,
         problems,
         now,
+        combined.waiting,
     )

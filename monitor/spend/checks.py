@@ -106,7 +106,7 @@ def _targets(kind: str, params: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
                 yield ("projects", str(value)), str(project)
 
 
-def check_sources(config: MlmonConfig) -> Iterator[tuple[Loc, str]]:
+def check_spend_sources(config: MlmonConfig) -> Iterator[tuple[Loc, str]]:
     ids = config.project_ids
     for pi, project in enumerate(config.projects):
         for si, source in enumerate(project.sources):
@@ -125,4 +125,4 @@ def check_sources(config: MlmonConfig) -> Iterator[tuple[Loc, str]]:
                     )
 
 
-CHECKS: list[ExtraCheck] = [check_budgets, check_rules, check_sources]
+CHECKS: list[ExtraCheck] = [check_budgets, check_rules, check_spend_sources]

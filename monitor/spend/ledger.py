@@ -180,16 +180,6 @@ def _add(target: Daily, days: Mapping[date, float]) -> None:
         target[day] = target.get(day, 0.0) + value
 
 
-def attributed_projects(store: Store, source: SpendSource, currency: str | None) -> set[str]:
-    """Every `attributed_project` value a source has stored spend for."""
-    if currency is None:
-        return set()
-    selector = Selector(
-        spend_metric(currency), (Matcher.of("project", "=", source.project), Matcher.of(SOURCE, "=", source.name))
-    )
-    return {dict(row.key.labels).get(ATTRIBUTED, "") for row in store.samples.find_series(selector)}
-
-
 def totals_by_attribution(
     store: Store,
     source: SpendSource,

@@ -123,6 +123,8 @@ def _project(out: _Families, store: Store, data: ProjectSpend, now: datetime) ->
                 1.0 if state.crossed else 0.0,
             )
     row = current_tco(store, data, now)
+    if status is None and not row.spend and not row.fixed:
+        return  # nothing to say about a project without budget, fixed costs or spend
     out.add(
         f"mlmon_spend_fixed_{c}", "Fixed costs (people, licences, storage) of the period so far", PROJECT, p, row.fixed
     )

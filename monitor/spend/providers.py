@@ -45,7 +45,7 @@ class SpendProvider:
         states = source_states(store, sources)
         days_back = days_needed(config, now)
         first, last = span(now, days_back)
-        wanted = frozenset(p for p in projects if config.project(p) is not None)
+        wanted = frozenset(projects & config.project_ids)
         with self._lock:
             fresh: dict[tuple[Any, ...], dict[str, SourceDays]] = {}
             merged: dict[str, dict[str, SourceDays]] = {p: {} for p in wanted}

@@ -102,7 +102,8 @@ def load(
 
     `preloaded`: project -> source ref -> days already read (the provider's cache)."""
     sources = spend_sources(config)
-    wanted = [p for p in projects if config.project(p) is not None]
+    by_id = {p.id: p for p in config.projects}
+    wanted = [p for p in projects if p in by_id]
     if preloaded is None:
         first, last = span(now, days_back)
         states = states if states is not None else source_states(store, sources)
@@ -112,9 +113,7 @@ def load(
     efficiency = [s.ref for s in counted(sources, None, EFFICIENCY_PREFERENCE)]
     out: dict[str, ProjectSpend] = {}
     for project_id in wanted:
-        project = config.project(project_id)
-        assert project is not None
-        settings = project.spend
+        settings = by_id[project_id].spend
         problems: list[str] = []
         budget = settings.budget
         try:

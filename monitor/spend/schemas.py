@@ -50,7 +50,8 @@ class BudgetOut(BaseModel):
     by_source: dict[str, float]
     forecast: ForecastOut
     thresholds: list[ThresholdOut]
-    problems: list[str]
+    problems: list[str] = Field(description="why the budget cannot be evaluated (e.g. a source in another currency)")
+    waiting: list[str] = Field(description="counted sources that have stored no spend yet")
     cost: str
     scope: str
 

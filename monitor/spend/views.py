@@ -73,6 +73,7 @@ def budget_out(status: BudgetStatus, budget: BudgetConfig) -> BudgetOut:
             for t in status.thresholds
         ],
         problems=list(status.problems),
+        waiting=list(status.waiting),
         cost=budget.cost,
         scope=budget.scope,
     )

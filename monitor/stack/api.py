@@ -22,6 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from collectors.http import HttpFactory
 from monitor.api.deps import RuntimeDep, parse_time
+from monitor.auth.deps import PrincipalDep, permit
+from monitor.auth.model import Permission
 from monitor.core.errors import InvalidInput, Issue, NotFound
 from monitor.runtime import Runtime
 from monitor.stack.advisories.severity import RANK, RATINGS
@@ -51,7 +53,7 @@ def _project_or_404(runtime: Runtime, project: str) -> None:
 
 
 @router.get("/stack/projects", summary="Stack health of every project")
-def projects(runtime: RuntimeDep) -> list[dict[str, Any]]:
+def projects(runtime: RuntimeDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     stack = StackStore(runtime.store.engine)
     now = runtime.clock.now()
     rows = stack.project_rows()
@@ -60,6 +62,8 @@ def projects(runtime: RuntimeDep) -> list[dict[str, Any]]:
         inventories.setdefault(inv.project, []).append(inv)
     out = []
     for project in runtime.config.projects:
+        if not principal.sees(project.id):
+            continue
         row = rows.get(project.id)
         invs = inventories.get(project.id, [])
         torch = next((i for i in invs if i.torch_version), None)
@@ -153,6 +157,7 @@ def project_packages(project: str, runtime: RuntimeDep, package: str | None = No
 @router.get("/stack/findings", summary="Findings open now, open at a past moment (as_of), or all")
 def findings(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     project: str | None = None,
     package: str | None = None,
     severity: str | None = Query(None, description="lowest severity: low, medium, high, critical"),
@@ -177,6 +182,8 @@ def findings(
     now = moment or runtime.clock.now()
     out = []
     for row in rows:
+        if not principal.sees(row.project):
+            continue
         doc = finding_doc(row, events.get(row.id, []), moment)
         doc.update(_sla(runtime, doc, now))
         if severity is not None and RANK[doc["severity"]] < RANK[severity]:
@@ -190,10 +197,10 @@ def findings(
 
 
 @router.get("/stack/findings/{finding_id}", summary="One finding with its full event history")
-def finding(finding_id: int, runtime: RuntimeDep) -> dict[str, Any]:
+def finding(finding_id: int, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     stack = StackStore(runtime.store.engine)
     row = stack.finding(finding_id)
-    if row is None:
+    if row is None or not principal.sees(row.project):
         raise NotFound(f"no finding {finding_id}")
     doc = finding_doc(row, stack.finding_events([finding_id]).get(finding_id, []))
     doc.update(_sla(runtime, doc, runtime.clock.now()))
@@ -220,7 +227,11 @@ def advisory(ident: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
     return found
 
 
-@router.post("/stack/sync", summary="Ingest inventories and reconcile findings now (refresh=true: feeds too)")
+@router.post(
+    "/stack/sync",
+    summary="Ingest inventories and reconcile findings now (refresh=true: feeds too)",
+    dependencies=[permit(Permission.RELOAD)],
+)
 async def sync(runtime: RuntimeDep, refresh: bool = False) -> dict[str, Any]:
     report = await run_in_threadpool(
         tick, runtime.store, runtime.config, runtime.clock.now(), HttpFactory(), os.environ, refresh=refresh

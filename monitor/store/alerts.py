@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -10,6 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from alerts.grouping import GroupState
 from alerts.model import AlertInstance, AlertState
@@ -22,10 +25,24 @@ _PROJECTS_IN_MAX = 500
 """`load` filters by project up to this many projects (beyond, it loads the rules' every instance)."""
 
 _INSTANCE_FIELDS = (
-    "rule", "fingerprint", "project", "labels", "annotations", "state", "value", "nodata", "active_at",
-    "fired_at", "resolved_at", "keep_firing_since", "nodata_since", "last_eval_at", "acked_by", "acked_at",
+    "rule",
+    "fingerprint",
+    "project",
+    "labels",
+    "annotations",
+    "state",
+    "value",
+    "nodata",
+    "active_at",
+    "fired_at",
+    "resolved_at",
+    "keep_firing_since",
+    "nodata_since",
+    "last_eval_at",
+    "acked_by",
+    "acked_at",
     "ack_comment",
-)  # fmt: skip
+)
 
 
 def _instance(row: Any) -> AlertInstance:
@@ -135,7 +152,7 @@ class AlertStore:
             )
         return bool(result.rowcount)
 
-    def counts(self) -> list[tuple[str | None, str, str, int]]:
+    def counts(self) -> builtins.list[tuple[str | None, str, str, int]]:
         """(project, state, severity, count) of pending and firing alerts."""
         query = select(alert_instances.c.project, alert_instances.c.state, alert_instances.c.labels).where(
             alert_instances.c.state.in_([AlertState.PENDING.value, AlertState.FIRING.value])
@@ -188,16 +205,27 @@ class SilenceStore:
         self.engine = engine
 
     def create(
-        self, matchers: Sequence[Matcher], starts_at: datetime, ends_at: datetime, created_by: str, comment: str,
+        self,
+        matchers: Sequence[Matcher],
+        starts_at: datetime,
+        ends_at: datetime,
+        created_by: str,
+        comment: str,
         now: datetime,
-    ) -> Silence:  # fmt: skip
+    ) -> Silence:
         silence_id = str(uuid.uuid4())
         with write_tx(self.engine) as conn:
             conn.execute(
                 insert(silences).values(
-                    id=silence_id, matchers=matchers_to_json(matchers), starts_at=starts_at, ends_at=ends_at,
-                    created_by=created_by, comment=comment, created_at=now, updated_at=now,
-                )  # fmt: skip
+                    id=silence_id,
+                    matchers=matchers_to_json(matchers),
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    created_by=created_by,
+                    comment=comment,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
         return Silence(silence_id, tuple(matchers), starts_at, ends_at, created_by, comment)
 
@@ -250,7 +278,9 @@ class GroupStore:
         return {r.group_key: _group(r) for r in conn.execute(select(alert_groups))}
 
     def insert(self, conn: Connection, group: GroupState) -> None:
-        conn.execute(insert(alert_groups).values(**self._values(group)))
+        """Create a group; a group another process created meanwhile is left as it is."""
+        dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+        conn.execute(dialect_insert(alert_groups).values(**self._values(group)).on_conflict_do_nothing())
 
     def replace(self, conn: Connection, old: GroupState, new: GroupState) -> bool:
         """Update if nobody else flushed the group since it was read (optimistic)."""
@@ -302,9 +332,20 @@ class OutboxItem:
 
 def _item(row: Any) -> OutboxItem:
     return OutboxItem(
-        row.id, row.idempotency_key, row.group_key, row.receiver, row.integration, row.payload, row.status,
-        row.reason, row.attempts, row.next_attempt_at, row.created_at, row.sent_at, row.last_error,
-    )  # fmt: skip
+        row.id,
+        row.idempotency_key,
+        row.group_key,
+        row.receiver,
+        row.integration,
+        row.payload,
+        row.status,
+        row.reason,
+        row.attempts,
+        row.next_attempt_at,
+        row.created_at,
+        row.sent_at,
+        row.last_error,
+    )
 
 
 class OutboxStore:
@@ -314,26 +355,46 @@ class OutboxStore:
         self.engine = engine
 
     def enqueue(
-        self, conn: Connection, *, key: str, group_key: str, receiver: str, integration: str,
-        payload: Mapping[str, Any], reason: str, now: datetime,
-    ) -> None:  # fmt: skip
+        self,
+        conn: Connection,
+        *,
+        key: str,
+        group_key: str,
+        receiver: str,
+        integration: str,
+        payload: Mapping[str, Any],
+        reason: str,
+        now: datetime,
+    ) -> None:
         conn.execute(
             insert(notification_outbox).values(
-                idempotency_key=key, group_key=group_key, receiver=receiver, integration=integration,
-                target=receiver, payload=json.loads(json.dumps(payload)), status="pending", reason=reason,
-                attempts=0, next_attempt_at=now, created_at=now,
-            )  # fmt: skip
+                idempotency_key=key,
+                group_key=group_key,
+                receiver=receiver,
+                integration=integration,
+                target=receiver,
+                payload=json.loads(json.dumps(payload)),
+                status="pending",
+                reason=reason,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
         )
 
     def claim_due(self, now: datetime, lease: timedelta, limit: int = 50) -> list[OutboxItem]:
         """Due pending items, each leased to this caller (a crash mid-send frees it when the lease ends)."""
         with self.engine.connect() as conn:
-            due = conn.execute(
-                select(notification_outbox.c.id)
-                .where(notification_outbox.c.status == "pending", notification_outbox.c.next_attempt_at <= now)
-                .order_by(notification_outbox.c.next_attempt_at, notification_outbox.c.id)
-                .limit(limit)
-            ).scalars().all()  # fmt: skip
+            due = (
+                conn.execute(
+                    select(notification_outbox.c.id)
+                    .where(notification_outbox.c.status == "pending", notification_outbox.c.next_attempt_at <= now)
+                    .order_by(notification_outbox.c.next_attempt_at, notification_outbox.c.id)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
         claimed: list[OutboxItem] = []
         for item_id in due:
             with write_tx(self.engine) as conn:

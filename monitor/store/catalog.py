@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import monitor.auth.tables
 import monitor.quality.tables
 import monitor.spend.tables
 import monitor.stack.tables
@@ -9,4 +10,4 @@ from monitor.store.schema import metadata
 
 __all__ = ["metadata"]
 
-_FAMILIES = (monitor.stack.tables, monitor.quality.tables, monitor.spend.tables)
+_FAMILIES = (monitor.stack.tables, monitor.quality.tables, monitor.spend.tables, monitor.auth.tables)

@@ -329,11 +329,10 @@ class SampleStore:
                 [
                     Issue(
                         "step",
-                        f"{buckets} points per series is over the limit of {MAX_POINTS_PER_SERIES}; "
-                        "use a larger step",
+                        f"{buckets} points per series is over the limit of {MAX_POINTS_PER_SERIES}; use a larger step",
                         field="step",
                     )
-                ]  # fmt: skip
+                ]
             )
         rows = self.find_series(selector)
         if not rows:

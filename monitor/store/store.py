@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
 
+from monitor.auth.changes import ChangeLog
+from monitor.auth.tokens import TokenStore
 from monitor.store.db import make_engine
 from monitor.store.events import EventStore
 from monitor.store.samples import SampleStore
@@ -18,6 +20,8 @@ class Store:
     samples: SampleStore
     events: EventStore
     sources: SourceStore
+    tokens: TokenStore
+    changes: ChangeLog
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -25,7 +29,9 @@ class Store:
 
     @classmethod
     def on(cls, engine: Engine) -> Store:
-        return cls(engine, SampleStore(engine), EventStore(engine), SourceStore(engine))
+        return cls(
+            engine, SampleStore(engine), EventStore(engine), SourceStore(engine), TokenStore(engine), ChangeLog(engine)
+        )
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

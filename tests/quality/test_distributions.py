@@ -23,7 +23,7 @@ from monitor.core.matchers import parse_selector
 from monitor.quality.api import reference_cache
 from monitor.runtime import Runtime
 from monitor.store.alerts import AlertStore
-from tests.conftest import RuntimeFactory
+from tests.conftest import RuntimeFactory, token_headers
 from tests.support.peers import require_binary
 
 CONFIG = """
@@ -82,7 +82,7 @@ def world(make_runtime: RuntimeFactory, db_url: str, clock: FrozenClock) -> Iter
     runtime = make_runtime(CONFIG, database_url=db_url, clock=clock)
     engine = AlertEngine(runtime.store, clock, REGISTRY, lambda: runtime.config)
     runtime.on_ingest(engine.on_ingest)  # a pushed batch evaluates the rules that read it
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         yield World(runtime, client, clock, engine)
 
 

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tests.support.peers import shared_data
+from tests.support.peers import missing, shared_data
+
+
+def require_pyarrow() -> None:
+    """The focus source's dependency: skip loudly locally, fail under CI (which installs the extra)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        missing("pyarrow", "install the `focus` extra: pip install -e '.[focus]'")
 
 
 def sample_csv() -> Path:
@@ -35,8 +43,16 @@ def _cell(value: str, column: str) -> str:
     """The sample's quoting: NULL and plain numbers bare, everything else quoted."""
     if value == "NULL":
         return value
-    if column in ("BilledCost", "ConsumedQuantity", "ContractedCost", "ContractedUnitPrice", "EffectiveCost",
-                  "ListCost", "PricingQuantity", "Id"):  # fmt: skip
+    if column in (
+        "BilledCost",
+        "ConsumedQuantity",
+        "ContractedCost",
+        "ContractedUnitPrice",
+        "EffectiveCost",
+        "ListCost",
+        "PricingQuantity",
+        "Id",
+    ):
         return value
     return '"' + value.replace('"', '""') + '"'
 
@@ -95,8 +111,11 @@ def write_parquet(csv_path: Path, out: Path, *, typed: bool = False) -> Path:
 
     table = pcsv.read_csv(
         csv_path,
-        convert_options=pcsv.ConvertOptions(null_values=["NULL", ""], strings_can_be_null=True,
-                                            column_types={c: pa.string() for c in read_rows(csv_path)[0]}),  # fmt: skip
+        convert_options=pcsv.ConvertOptions(
+            null_values=["NULL", ""],
+            strings_can_be_null=True,
+            column_types={c: pa.string() for c in read_rows(csv_path)[0]},
+        ),
     )
     if typed:
         for name in ("BilledCost", "EffectiveCost"):

@@ -20,10 +20,8 @@ from monitor.runtime import Runtime
 from monitor.spend.periods import PeriodKind, period_at
 from monitor.spend.series import zone
 from tests.conftest import RuntimeFactory
-from tests.spend.focus_data import Charge, write_focus
+from tests.spend.focus_data import Charge, require_pyarrow, write_focus
 from tests.support.peers import require_binary
-
-pytest.importorskip("pyarrow", reason="the focus source needs pyarrow (pip install 'mlmon[focus]')")
 
 CONFIG = """
 projects:
@@ -56,8 +54,7 @@ def charges(today: date) -> list[Charge]:
     for back in range(5, -1, -1):
         day = today - timedelta(days=back)
         hours = range(24) if back else range(1)  # today: only the first hour so far
-        for hour in hours:
-            out.append(Charge(datetime(day.year, day.month, day.day, hour, tzinfo=UTC), 1.0, "churn"))
+        out.extend(Charge(datetime(day.year, day.month, day.day, hour, tzinfo=UTC), 1.0, "churn") for hour in hours)
         out.append(Charge(datetime(day.year, day.month, day.day, 0, tzinfo=UTC), 5.0, "vision", gpu=False))
         out.append(Charge(datetime(day.year, day.month, day.day, 0, tzinfo=UTC), 3.0, "Mystery", gpu=False))
         out.append(Charge(datetime(day.year, day.month, day.day, 0, tzinfo=UTC), 2.0, None, gpu=False))
@@ -116,8 +113,11 @@ def test_projects_and_project_detail(runtime: Runtime) -> None:
     assert forecast["available"] and forecast["daily_mean"] == pytest.approx(24.0) and forecast["confidence"] == 0.8
     assert forecast["lower"] <= forecast["point"] <= forecast["upper"]
     assert [(t["spend"], t["threshold"]) for t in churn["thresholds"]] == [
-        ("actual", "50%"), ("actual", "90%"), ("actual", "100%"), ("forecast", "100%")
-    ]  # fmt: skip
+        ("actual", "50%"),
+        ("actual", "90%"),
+        ("actual", "100%"),
+        ("forecast", "100%"),
+    ]
     assert by_id["vision"]["budget"] is None and by_id["vision"]["counted_sources"] == ["finops/aws"]
     gpu_days = {g["day"]: g["gpu_hours"] for g in detail["gpu"]}
     assert gpu_days[(now.date() - timedelta(days=1)).isoformat()] == 24.0  # g5.4xlarge rows: 1 GPU each
@@ -150,10 +150,16 @@ def test_sources_show_attribution_with_unknown_and_unattributed_spend(runtime: R
     with TestClient(create_app(runtime)) as client:
         [source] = client.get("/api/v1/spend/sources", params={"days": 10}).json()
     assert (source["project"], source["name"], source["kind"], source["currency"], source["files"]) == (
-        "finops", "aws", "focus", "USD", 1
-    )  # fmt: skip
+        "finops",
+        "aws",
+        "focus",
+        "USD",
+        1,
+    )
     shown = {a["attributed_project"]: a for a in source["attribution"]}
-    assert shown["Mystery"]["configured"] is False and shown["Mystery"]["amount"] == 18.0 and shown["Mystery"]["rows"] == 6
+    assert (
+        shown["Mystery"]["configured"] is False and shown["Mystery"]["amount"] == 18.0 and shown["Mystery"]["rows"] == 6
+    )
     assert shown["vision"]["configured"] is True and shown["vision"]["amount"] == 30.0
     assert source["unattributed"] == 12.0
 
@@ -177,13 +183,38 @@ def test_metrics_carry_budget_forecast_tco_and_pass_promtool(runtime: Runtime, t
     assert metrics["mlmon_spend_budget_used_ratio"][churn] == pytest.approx(spent / 1000)
     assert metrics["mlmon_spend_forecast_available"][churn] == 1.0
     assert metrics["mlmon_spend_forecast_lower_usd"][churn] <= metrics["mlmon_spend_forecast_usd"][churn]
-    assert metrics["mlmon_spend_budget_threshold_crossed"][(("project", "churn"), ("spend", "actual"), ("threshold", "50%"))] == 0.0
+    assert (
+        metrics["mlmon_spend_budget_threshold_crossed"][
+            (("project", "churn"), ("spend", "actual"), ("threshold", "50%"))
+        ]
+        == 0.0
+    )
     assert metrics["mlmon_spend_tco_usd"][churn] == pytest.approx(spent + metrics["mlmon_spend_fixed_usd"][churn])
     assert metrics["mlmon_spend_per_accuracy_point_usd"][churn] == pytest.approx(spent / 87)
-    assert metrics["mlmon_spend_tco_per_thousand_predictions_usd"][churn] == pytest.approx(metrics["mlmon_spend_tco_usd"][churn] / 50)
+    assert metrics["mlmon_spend_tco_per_thousand_predictions_usd"][churn] == pytest.approx(
+        metrics["mlmon_spend_tco_usd"][churn] / 50
+    )
     assert metrics["mlmon_spend_unattributed_usd"][(("project", "finops"), ("source", "aws"))] > 0
     # the stored daily series are exported too, under the project that holds the source
     assert any(dict(k).get("attributed_project") == "churn" for k in metrics["mlmon_spend_usd"])
     promtool = require_binary("promtool", "install the Debian package prometheus (apt-get install prometheus)")
     checked = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, check=False)
     assert checked.returncode == 0, checked.stderr.decode() + checked.stdout.decode()
+
+
+def test_a_token_scoped_to_one_project_sees_only_its_spend(runtime: Runtime) -> None:
+    from tests.conftest import token_headers
+
+    headers = token_headers(runtime, "viewer", ("churn",))
+    with TestClient(create_app(runtime)) as client:
+        projects = client.get("/api/v1/spend/projects", headers=headers).json()
+        sources = client.get("/api/v1/spend/sources", headers=headers).json()
+        other = client.get("/api/v1/spend/projects/vision", headers=headers)
+    assert [p["project"] for p in projects] == ["churn"]
+    assert sources == []  # the source lives in finops and shows every project's spend
+    assert other.status_code == 404
+
+
+@pytest.fixture(autouse=True)
+def _pyarrow() -> None:
+    require_pyarrow()

@@ -10,9 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
-from tests.spend.focus_data import Charge, gpu_rows_csv, read_rows, sample_csv, write_focus, write_rows
-
-pytest.importorskip("pyarrow", reason="the focus source needs pyarrow (pip install 'mlmon[focus]')")
+from tests.spend.focus_data import Charge, gpu_rows_csv, read_rows, require_pyarrow, sample_csv, write_focus, write_rows
 
 
 def test_read_focus_shows_what_each_project_would_be_attributed() -> None:
@@ -30,7 +28,16 @@ def test_read_focus_shows_what_each_project_would_be_attributed() -> None:
 def test_read_focus_table_and_a_bad_file_exits_2_naming_row_and_column(tmp_path: Path) -> None:
     ok = CliRunner().invoke(main, ["spend", "read-focus", str(gpu_rows_csv()), "--tag", "application"])
     assert ok.exit_code == 0 and ok.output.splitlines()[0] == "currency: USD"
-    assert ok.output.splitlines()[1].split() == ["PROJECT", "ROWS", "BILLED", "EFFECTIVE", "GPU", "BILLED", "GPU", "HOURS"]
+    assert ok.output.splitlines()[1].split() == [
+        "PROJECT",
+        "ROWS",
+        "BILLED",
+        "EFFECTIVE",
+        "GPU",
+        "BILLED",
+        "GPU",
+        "HOURS",
+    ]
     header, rows = read_rows(gpu_rows_csv())
     rows[6]["ChargePeriodStart"] = "2024-13-40 25:00:00"
     bad = write_rows(tmp_path / "bad.csv", header, rows)
@@ -79,3 +86,8 @@ projects:
     assert over.output.splitlines()[2].split()[:5] == ["churn", f"{start:%Y-%m}", "8.00", "USD", "5.00"]
     unknown = runner.invoke(main, ["spend", "status", "-c", str(config), "--database-url", database, "--project", "x"])
     assert unknown.exit_code == 2 and "unknown project 'x'" in unknown.output
+
+
+@pytest.fixture(autouse=True)
+def _pyarrow() -> None:
+    require_pyarrow()

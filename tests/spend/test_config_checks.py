@@ -43,8 +43,15 @@ rules:
 
 
 def load(tmp_path: Path, **values: str) -> object:
-    defaults = {"hourly": "400d", "focus_tz": "UTC", "mapped": "churn", "period": "monthly", "budget_tz": "UTC",
-                "sources": "[aws]", "rule_source": "aws"}  # fmt: skip
+    defaults = {
+        "hourly": "400d",
+        "focus_tz": "UTC",
+        "mapped": "churn",
+        "period": "monthly",
+        "budget_tz": "UTC",
+        "sources": "[aws]",
+        "rule_source": "aws",
+    }
     path = tmp_path / "mlmon.yaml"
     path.write_text(BASE.format(**{**defaults, **values}))
     return load_config(path, config_checks())
@@ -126,3 +133,25 @@ projects:
         f"{path}:12:7: projects[0].spend.currency: expected an ISO 4217 currency code of three capital letters (USD, "
         "EUR), got 'usd'",
     ]
+
+
+def test_without_pyarrow_check_config_says_how_to_install_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "mlmon.yaml"
+    path.write_text(
+        "projects:\n  - id: finops\n    sources:\n      - name: aws\n        kind: focus\n"
+        "        params: {path: /exports, attribution: [{tag: ml-project}]}\n"
+    )
+    # A Python where `import pyarrow` fails, as on an install without the `focus` extra.
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; from monitor.cli import main; "
+        f"sys.argv = ['mlmon', 'check-config', {str(path)!r}]; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert (
+        f"{path}:5:9: projects[0].sources[0].kind: reading FOCUS files needs pyarrow: install mlmon with the `focus` "
+        "extra (pip install 'mlmon[focus]')"
+    ) in result.stderr

@@ -90,8 +90,15 @@ projects:
 
 
 def days(runtime: Runtime, source: str, project: str, now: datetime) -> Any:
-    found = read_days(runtime.store, spend_sources(runtime.config), [project], date(2026, 1, 1), now.date(),
-                      raw_retention=timedelta(days=30), now=now)  # fmt: skip
+    found = read_days(
+        runtime.store,
+        spend_sources(runtime.config),
+        [project],
+        date(2026, 1, 1),
+        now.date(),
+        raw_retention=timedelta(days=30),
+        now=now,
+    )
     return found[project][f"platform/{source}"]
 
 
@@ -132,7 +139,9 @@ def test_busy_time_per_project_priced_by_model_with_sentinels_ignored(
     by_host_churn = days(runtime, "hosts", "churn", now)
     by_host_vision = days(runtime, "hosts", "vision", now)
     assert by_host_churn.gpu_usage[today] == pytest.approx(held, abs=2)
-    assert by_host_vision.gpu_usage[today] == pytest.approx(held, abs=4), "both node-b GPUs, one with a pod, one without"
+    assert by_host_vision.gpu_usage[today] == pytest.approx(held, abs=4), (
+        "both node-b GPUs, one with a pod, one without"
+    )
     assert by_host_vision.amounts(None, "gpu")[today] == pytest.approx(by_host_vision.gpu_usage[today] / 3600 * 1.0)
 
 

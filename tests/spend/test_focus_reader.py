@@ -17,9 +17,16 @@ import monitor.config.models  # noqa: F401  (loads the config package before the
 from collectors.spend.focus_params import FocusParams
 from collectors.spend.focus_reader import FileAggregate, FocusFileError, read_focus_file
 from monitor.spend.series import ATTRIBUTED, BASIS, GPU_USAGE, ROWS, SCOPE, UNATTRIBUTED, currency_of_metric, zone
-from tests.spend.focus_data import Charge, gpu_rows_csv, read_rows, sample_csv, write_focus, write_parquet, write_rows
-
-pytest.importorskip("pyarrow", reason="the focus source needs pyarrow (pip install 'mlmon[focus]')")
+from tests.spend.focus_data import (
+    Charge,
+    gpu_rows_csv,
+    read_rows,
+    require_pyarrow,
+    sample_csv,
+    write_focus,
+    write_parquet,
+    write_rows,
+)
 
 
 def params(**extra: object) -> FocusParams:
@@ -262,3 +269,8 @@ def test_the_header_is_read_with_the_csv_module_rules(tmp_path: Path) -> None:
     with sample_csv().open(newline="") as handle:
         header = next(csv.reader(handle))
     assert len(header) == 44 and "Id" in header and header[-1] == "Tags"
+
+
+@pytest.fixture(autouse=True)
+def _pyarrow() -> None:
+    require_pyarrow()

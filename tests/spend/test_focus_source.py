@@ -16,9 +16,7 @@ from monitor.runtime import Runtime
 from monitor.spend.ledger import read_days
 from monitor.spend.sources import spend_sources
 from tests.conftest import RuntimeFactory
-from tests.spend.focus_data import Charge, sample_csv, write_focus
-
-pytest.importorskip("pyarrow", reason="the focus source needs pyarrow (pip install 'mlmon[focus]')")
+from tests.spend.focus_data import Charge, require_pyarrow, sample_csv, write_focus
 
 NOW = datetime(2024, 10, 2, 9, 0, tzinfo=UTC)
 
@@ -48,8 +46,9 @@ def hourly(first: date, last: date, amount: float, project: str | None) -> list[
     out = []
     day = first
     while day <= last:
-        for hour in (3, 15):
-            out.append(Charge(datetime(day.year, day.month, day.day, hour, tzinfo=UTC), amount, project))
+        out.extend(
+            Charge(datetime(day.year, day.month, day.day, hour, tzinfo=UTC), amount, project) for hour in (3, 15)
+        )
         day += timedelta(days=1)
     return out
 
@@ -71,8 +70,15 @@ class World:
 
     def billed(self, project: str) -> dict[date, float]:
         sources = spend_sources(self.runtime.config)
-        days = read_days(self.runtime.store, sources, [project], date(2024, 8, 25), date(2024, 10, 5),
-                         raw_retention=timedelta(days=3650), now=self.clock.now())  # fmt: skip
+        days = read_days(
+            self.runtime.store,
+            sources,
+            [project],
+            date(2024, 8, 25),
+            date(2024, 10, 5),
+            raw_retention=timedelta(days=3650),
+            now=self.clock.now(),
+        )
         return {d: v for d, v in days[project]["finops/aws"].amounts("billed", "all").items() if v}
 
 
@@ -132,8 +138,10 @@ def test_a_bad_file_fails_the_run_naming_it_and_stored_days_stay(world: World, t
     write_focus(exports / "good.csv", hourly(date(2024, 9, 1), date(2024, 9, 3), 1.0, "churn"))
     assert world.run().ok
     before = world.billed("churn")
-    charges = [*hourly(date(2024, 9, 4), date(2024, 9, 4), 1.0, "churn"),
-               Charge(datetime(2024, 9, 4, 20, tzinfo=UTC), 1.0, "churn", currency="EUR")]  # fmt: skip
+    charges = [
+        *hourly(date(2024, 9, 4), date(2024, 9, 4), 1.0, "churn"),
+        Charge(datetime(2024, 9, 4, 20, tzinfo=UTC), 1.0, "churn", currency="EUR"),
+    ]
     bad = write_focus(exports / "mixed.csv", charges)
     write_focus(exports / "new-good.csv", hourly(date(2024, 9, 5), date(2024, 9, 5), 7.0, "churn"))
     failed = world.run()
@@ -165,7 +173,10 @@ def test_a_file_in_another_currency_than_the_files_before_is_refused(world: Worl
 
 
 def test_unattributed_rows_are_stored_and_counted(world: World, tmp_path: Path) -> None:
-    charges = [*hourly(date(2024, 9, 1), date(2024, 9, 1), 2.0, "churn"), *hourly(date(2024, 9, 1), date(2024, 9, 1), 0.5, None)]
+    charges = [
+        *hourly(date(2024, 9, 1), date(2024, 9, 1), 2.0, "churn"),
+        *hourly(date(2024, 9, 1), date(2024, 9, 1), 0.5, None),
+    ]
     write_focus(tmp_path / "exports" / "sep.csv", charges)
     assert world.run().ok
     assert world.billed("__unattributed__") == {date(2024, 9, 1): 1.0}
@@ -175,7 +186,9 @@ def test_unattributed_rows_are_stored_and_counted(world: World, tmp_path: Path) 
     assert (entry["rows"], entry["unattributed_rows"], entry["gpu_rows"], entry["projects"]) == (4, 2, 4, 1)
     assert status.checkpoint["version"] == CHECKPOINT_VERSION and status.checkpoint["horizon"] == "2024-09-01"
     [event] = world.runtime.store.events.events(project="finops", kinds=["spend_file_read"])
-    assert event.message.endswith("4 rows for 2024-09-01..2024-09-01, 5.00 USD billed, 1 projects, 2 rows unattributed, 4 GPU rows")
+    assert event.message.endswith(
+        "4 rows for 2024-09-01..2024-09-01, 5.00 USD billed, 1 projects, 2 rows unattributed, 4 GPU rows"
+    )
 
 
 def test_the_real_sample_through_the_source(make_runtime: RuntimeFactory, sqlite_url: str) -> None:
@@ -196,4 +209,32 @@ def test_no_matching_file_is_an_error_not_zero_spend(world: World, tmp_path: Pat
 def test_charges_dated_in_the_future_are_refused(world: World, tmp_path: Path) -> None:
     path = write_focus(tmp_path / "exports" / "future.csv", hourly(date(2024, 10, 5), date(2024, 10, 5), 1.0, "churn"))
     record = world.run()
-    assert not record.ok and f"{path}: column ChargePeriodStart: charges dated 2024-10-05 lie in the future" in (record.error or "")
+    assert not record.ok and f"{path}: column ChargePeriodStart: charges dated 2024-10-05 lie in the future" in (
+        record.error or ""
+    )
+
+
+def test_a_directory_reads_data_files_only_and_exclude_sets_files_aside(
+    make_runtime: RuntimeFactory, tmp_path: Path
+) -> None:
+    exports = tmp_path / "exports"
+    (exports / "BILLING_PERIOD=2024-09").mkdir(parents=True)
+    write_focus(
+        exports / "BILLING_PERIOD=2024-09" / "part-1.csv", hourly(date(2024, 9, 1), date(2024, 9, 1), 1.0, "churn")
+    )
+    write_focus(
+        exports / "BILLING_PERIOD=2024-09" / "part-2-old.csv", hourly(date(2024, 9, 1), date(2024, 9, 1), 9.0, "churn")
+    )
+    (exports / "BILLING_PERIOD=2024-09" / "manifest.json").write_text('{"files": 2}')
+    clock = FrozenClock(NOW)
+    runtime = make_runtime(config(exports, "          exclude: ['*-old.csv']"), clock=clock)
+    world = World(runtime, clock)
+    assert world.run().ok
+    assert world.billed("churn") == {date(2024, 9, 1): 2.0}
+    status = runtime.store.sources.status("finops", "aws")
+    assert status is not None and [Path(f).name for f in status.checkpoint["files"]] == ["part-1.csv"]
+
+
+@pytest.fixture(autouse=True)
+def _pyarrow() -> None:
+    require_pyarrow()

@@ -37,11 +37,19 @@ def focus_days(daily: dict[date, float], currency: str = "USD", horizon: date | 
     return source
 
 
-def project(sources: list[SourceDays], spend: dict[str, Any] | None = None, efficiency: list[str] | None = None) -> ProjectSpend:
+def project(
+    sources: list[SourceDays], spend: dict[str, Any] | None = None, efficiency: list[str] | None = None
+) -> ProjectSpend:
     settings = ProjectSpendConfig.model_validate(spend or {})
     refs = [s.source.ref for s in sources]
-    return ProjectSpend("churn", settings, ForecastConfig(), {s.source.ref: s for s in sources},
-                        [r for r in refs if r.startswith("finops")], efficiency or [r for r in refs if r.startswith("platform")])  # fmt: skip
+    return ProjectSpend(
+        "churn",
+        settings,
+        ForecastConfig(),
+        {s.source.ref: s for s in sources},
+        [r for r in refs if r.startswith("finops")],
+        efficiency or [r for r in refs if r.startswith("platform")],
+    )
 
 
 def context(data: ProjectSpend | None, now: datetime = NOW) -> RuleContext:
@@ -132,7 +140,11 @@ def test_a_spike_over_the_baseline_fires_with_the_amounts() -> None:
     ],
 )
 def test_spend_change_thresholds(params: dict[str, Any], day_spend: float, condition: Condition) -> None:
-    daily = {**days(date(2026, 10, 20), date(2026, 11, 18), 100.0), date(2026, 11, 19): day_spend, date(2026, 11, 20): 1.0}
+    daily = {
+        **days(date(2026, 10, 20), date(2026, 11, 18), 100.0),
+        date(2026, 11, 19): day_spend,
+        date(2026, 11, 20): 1.0,
+    }
     assert verdicts(spend_change, params, project([focus_days(daily)]))[""].condition is condition
 
 
@@ -189,3 +201,20 @@ def test_rules_name_sources_that_must_exist() -> None:
     source = gpu_days({date(2026, 11, 20): 10.0}, 0.5)
     verdict = verdicts(idle_gpu, {"sources": ["nope"]}, project([source]))[""]
     assert verdict.condition is Condition.NODATA and "no spend source" in verdict.details["message"]
+
+
+def test_a_source_that_has_stored_nothing_yet_is_no_data_not_an_error() -> None:
+    waiting = SourceDays(FOCUS, None, None)  # the source has not run yet: no currency, no horizon
+    data = project([waiting], {"budget": {"amount": 1000}})
+    got = verdicts(budget, {}, data)
+    assert got["spend=actual,threshold=50%"].condition is Condition.NODATA
+    assert got["spend=unknown"].condition is Condition.CLEAR
+    assert got["spend=actual,threshold=50%"].details["waiting"] == "spend source finops/aws has stored no spend yet"
+
+
+def test_budget_rules_export_to_promql_over_the_threshold_gauges() -> None:
+    params = budget.BudgetParams
+    assert budget.promql(params(), 'project="churn"') == 'mlmon_spend_budget_threshold_crossed{project="churn"} == 1'
+    assert budget.promql(params(forecast=False), "") == 'mlmon_spend_budget_threshold_crossed{spend="actual"} == 1'
+    assert budget.promql(params(), "") == "mlmon_spend_budget_threshold_crossed == 1"
+    assert budget.promql(params(actual=False, forecast=False), "") is None

@@ -43,7 +43,11 @@ FINDINGS = (
 
 
 def labels(evaluation: Any, condition: Condition = Condition.FIRE) -> set[str]:
-    return {v.labels.get("vulnerability", v.labels.get("package", "")) for v in evaluation.verdicts if v.condition is condition}
+    return {
+        v.labels.get("vulnerability", v.labels.get("package", ""))
+        for v in evaluation.verdicts
+        if v.condition is condition
+    }
 
 
 def test_vulnerable_thresholds() -> None:
@@ -83,13 +87,17 @@ def test_patch_sla() -> None:
 
 def test_stale(releases: dict[str, Any]) -> None:
     history = ReleaseHistory.from_doc("torch", releases)
-    view = ProjectStack(staleness=tuple(s for s in (staleness(history, "2.13.0+cpu"), staleness(history, "2.5.1")) if s))
+    view = ProjectStack(
+        staleness=tuple(s for s in (staleness(history, "2.13.0+cpu"), staleness(history, "2.5.1")) if s)
+    )
     two = stale.StaleParams(max_minors_behind=2)
     result = stale.evaluate(two, ctx(view))
     (verdict,) = result.verdicts
     assert verdict.condition is Condition.FIRE and verdict.value == 10.0 and verdict.details["installed"] == "2.5.1"
     assert "10 minor releases behind 2.15.0" in verdict.details["reason"]
-    recent = ProjectStack(staleness=(staleness(history, "2.14.1"),))  # type: ignore[arg-type]
+    latest_but_one = staleness(history, "2.14.1")
+    assert latest_but_one is not None
+    recent = ProjectStack(staleness=(latest_but_one,))
     assert stale.evaluate(two, ctx(recent)).verdicts[0].condition is Condition.CLEAR
     unsupported = stale.StaleParams(unsupported_minor=True)
     assert stale.evaluate(unsupported, ctx(recent)).verdicts[0].condition is Condition.FIRE

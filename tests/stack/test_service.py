@@ -29,7 +29,7 @@ from monitor.stack.providers import PROVIDERS
 from monitor.stack.store import StackStore
 from monitor.stack.sync import TickReport, tick
 from monitor.store.alerts import AlertStore
-from tests.conftest import RuntimeFactory
+from tests.conftest import RuntimeFactory, token_headers
 from tests.stack.support import OsvApi, PackageIndex
 from tests.support.peers import require_binary
 
@@ -251,7 +251,7 @@ def test_unreachable_osv_api_is_recorded_with_the_age_of_the_data(make_runtime: 
     assert feed is not None and not feed.up and feed.consecutive_failures == 1
     assert feed.last_success_at == T0 + timedelta(hours=7) and feed.age_seconds(clock.now()) == 7 * 3600
     assert set(w.open("churn")) == opened  # findings stay as they were
-    with TestClient(create_app(runtime)) as client:
+    with TestClient(create_app(runtime), headers=token_headers(runtime)) as client:
         status = client.get("/api/v1/stack/advisories").json()
     shown = next(f for f in status["feeds"] if f["name"] == "advisories")
     assert shown["up"] is False and shown["data_age_seconds"] == 7 * 3600 and "querybatch" in shown["last_error"]
@@ -298,7 +298,7 @@ def test_rule_kinds_through_the_alert_engine(world: World) -> None:
 def test_api_and_metrics(world: World) -> None:
     world.collect()
     world.tick()
-    with TestClient(create_app(world.runtime)) as client:
+    with TestClient(create_app(world.runtime), headers=token_headers(world.runtime)) as client:
         projects = {p["project"]: p for p in client.get("/api/v1/stack/projects").json()}
         assert projects["churn"]["torch"] == {"version": "2.5.1+cu121", "variant": "cuda", "accelerator": "12.1"}
         assert projects["vision"]["staleness"][0]["minors_behind"] == 9
@@ -361,3 +361,14 @@ def test_removed_source_resolves_its_findings(world: World, make_runtime: Runtim
     assert not world.open("vision")
     resolved = world.stack.findings(project="vision", include_resolved=True)
     assert resolved and all(r.resolution == "source_removed" for r in resolved)
+
+
+def test_maintenance_job_for_the_scheduler(world: World) -> None:
+    from monitor.stack.jobs import maintenance_jobs
+
+    (job,) = maintenance_jobs(world.runtime)
+    assert job.name == "stack-sync" and job.seconds == 60.0
+    world.collect()
+    job.run()
+    assert "CVE-2025-32434" in world.open("churn")
+    assert world.stack.feed("advisories") is not None

@@ -25,10 +25,27 @@ from collectors.base import (
 )
 
 Behaviour = Literal[
-    "ok", "raise", "source_error", "exit", "hang", "nan", "string_value", "bad_metric", "reserved_label",
-    "not_result", "none", "future", "naive_ts", "readings_tuple", "bad_event", "long_event_kind",
-    "bad_checkpoint", "nan_checkpoint", "future_event", "trigger_rejects",
-]  # fmt: skip
+    "ok",
+    "raise",
+    "source_error",
+    "exit",
+    "hang",
+    "nan",
+    "string_value",
+    "bad_metric",
+    "reserved_label",
+    "not_result",
+    "none",
+    "future",
+    "naive_ts",
+    "readings_tuple",
+    "bad_event",
+    "long_event_kind",
+    "bad_checkpoint",
+    "nan_checkpoint",
+    "future_event",
+    "trigger_rejects",
+]
 
 
 REJECTED_SUBJECT = "rejected-by-trigger"

@@ -55,9 +55,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(
-    check: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05, what: str = ""
-) -> None:
+def wait_until(check: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -1,8 +1,8 @@
 """A real Prometheus (Debian package `prometheus`) on 127.0.0.1, scraping targets the test serves.
 
-    with LocalHttpServer() as exporter, run_prometheus(tmp_path, [exporter.address]) as prom:
-        prom.wait_for('up{job="test"}')
-        url = prom.url                      # http://127.0.0.1:<port>
+with LocalHttpServer() as exporter, run_prometheus(tmp_path, [exporter.address]) as prom:
+    prom.wait_for('up{job="test"}')
+    url = prom.url                      # http://127.0.0.1:<port>
 """
 
 from __future__ import annotations
@@ -43,7 +43,11 @@ class Prometheus:
 
 @contextmanager
 def run_prometheus(
-    workdir: Path, targets: Sequence[str], job: str = "test", scrape_interval: str = "1s", metrics_path: str = "/metrics"
+    workdir: Path,
+    targets: Sequence[str],
+    job: str = "test",
+    scrape_interval: str = "1s",
+    metrics_path: str = "/metrics",
 ) -> Iterator[Prometheus]:
     """Start Prometheus scraping `targets` ("127.0.0.1:port") every `scrape_interval`."""
     binary = require_binary("prometheus", "install the Debian package prometheus (apt-get install prometheus)")
@@ -57,8 +61,13 @@ def run_prometheus(
     )
     port = free_port()
     proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],  # fmt: skip
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=(workdir / "prometheus.log").open("wb"),
     )

@@ -167,5 +167,5 @@ KIND = RuleKind(
         "shift_sd",
         "change_started",
         "change_detected",
-    ),  # fmt: skip
+    ),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
-from monitor.core.naming import metric_name_problem
+from monitor.core.naming import EXPORT_PREFIX, metric_name_problem
 from monitor.core.types import Labels
 from monitor.store.interface import Point, SeriesPoints
 
@@ -41,3 +41,14 @@ def metric_name(value: str | None) -> str | None:
 
 def label_dict(labels: Labels, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**dict(labels), **(extra or {})}
+
+
+def promql_series(metric: str, *matchers: str) -> str:
+    """`mlmon_<metric>{...}` as exported on /metrics, skipping empty matcher texts (an unscoped rule)."""
+    inner = ",".join(m for m in matchers if m)
+    return f"{EXPORT_PREFIX}{metric}{{{inner}}}" if inner else f"{EXPORT_PREFIX}{metric}"
+
+
+def promql_number(value: float) -> str:
+    """A float as PromQL reads it back exactly (shortest round-trip form, unlike `:g`)."""
+    return repr(float(value))

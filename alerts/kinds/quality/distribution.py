@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.quality.common import promql_number, promql_series
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
 from monitor.core.matchers import Matcher, Selector, parse_matchers
@@ -154,8 +155,10 @@ def _judge(params: DistributionParams, columns: Sequence[_Column]) -> list[tuple
             out.append((column, Condition.NODATA, {**details, "reason": reason}))
             continue
         exceeded = thresholds.exceeded(column.stats)
-        worst = max(exceeded or [n for n in EFFECT_SIZES if n in column.stats] or ["psi"],
-                    key=lambda n: column.stats.get(n, 0.0) / (getattr(thresholds, n) or 1.0))  # fmt: skip
+        worst = max(
+            exceeded or [n for n in EFFECT_SIZES if n in column.stats] or ["psi"],
+            key=lambda n: column.stats.get(n, 0.0) / (getattr(thresholds, n) or 1.0),
+        )
         details.update(exceeded=", ".join(exceeded), statistic=worst, worst_value=column.stats.get(worst))
         drifting = bool(exceeded)
         if drifting and params.p_value is not None:
@@ -192,6 +195,37 @@ def _per_dataset(
     return verdicts
 
 
+def promql(params: DistributionParams, project: str) -> str | None:
+    """Drifting columns over `mlmon_distribution_drift{statistic}` (value: the largest statistic past
+    its threshold), or per dataset the share of usable columns drifting. Holm and Benjamini-Hochberg
+    rank the p-values of one push, which PromQL cannot; Bonferroni multiplies by the number of
+    columns with a p-value (of every push still exported, not only the newest)."""
+    if params.p_value is not None and params.correction in ("holm", "benjamini_hochberg"):
+        return None
+    matchers = [project, *(str(m) for m in params.matchers())]
+
+    def drift(statistic: str) -> str:
+        return promql_series(DRIFT_METRIC, *matchers, f'statistic="{statistic}"')
+
+    thresholds = params.thresholds()
+    exceeded = " or ".join(
+        f"{drift(name)} >= {promql_number(limit)}"
+        for name in EFFECT_SIZES
+        if (limit := getattr(thresholds, name)) is not None
+    )
+    usable = f"({promql_series(EXAMPLES_METRIC, *matchers)} >= {params.min_examples})"
+    drifting = f"max without (statistic) ({exceeded}) and {usable}"
+    if params.p_value is not None:
+        p = drift("p_value")
+        if params.correction == "bonferroni":
+            p = f"({p} * ignoring (column) group_left count without (column) ({p}))"
+        drifting = f"({drifting}) and ignoring (statistic) ({p} < {promql_number(params.p_value)})"
+    if params.per == "column":
+        return drifting
+    share = promql_number(params.dataset_share)
+    return f"count without (column) ({drifting}) / count without (column) {usable} >= {share}"
+
+
 KIND = RuleKind(
     name="distribution",
     params=DistributionParams,
@@ -218,5 +252,6 @@ KIND = RuleKind(
         "drifting_columns",
         "columns",
         "share",
-    ),  # fmt: skip
+    ),
+    promql=promql,
 )

@@ -24,17 +24,29 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from statistics import NormalDist
 
 from pydantic import Field, field_validator, model_validator
 
 from alerts.kinds.base import Evaluation, RuleContext, RuleKind, SeriesNeed, SeriesParams
-from alerts.kinds.quality.common import Worse, by_labels, index_by, metric_name, newest, subset
+from alerts.kinds.quality.common import (
+    Worse,
+    by_labels,
+    index_by,
+    metric_name,
+    newest,
+    promql_number,
+    promql_series,
+    subset,
+)
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
 from monitor.core.matchers import Selector
 from monitor.core.types import ms_from_datetime
 from monitor.quality.significance import drop_significance
 from monitor.store.interface import SeriesPoints
+
+_NORMAL = NormalDist()
 
 
 class DropParams(SeriesParams):
@@ -167,6 +179,71 @@ def _n_at(series: SeriesPoints | None, ts_ms: int) -> float | None:
     return point.value if point is not None and point.ts_ms == ts_ms and point.value > 0 else None
 
 
+def promql(params: DropParams, project: str) -> str:
+    """The rule over /metrics, with mlmon's own arithmetic (so edge cases round the same way).
+
+    Margins: `drop > min_drop` and `drop / |baseline| > min_drop_relative`. With `examples_metric`,
+    the same significance gate: the two-proportion z-test when the baseline's n is exported, else
+    the one-sided Wilson bound; no test for values outside [0, 1] or without n. What PromQL cannot
+    say: a not-yet-significant drop HOLDs in mlmon (here it resolves), and mlmon takes n only from
+    the examples point written with the value (here the newest of each series).
+    """
+    matchers = [project, *(str(m) for m in params.selector().matchers)]
+    value = promql_series(params.metric, *matchers)
+    if params.baseline is not None:
+        baseline, magnitude = promql_number(params.baseline), promql_number(abs(params.baseline))
+    else:
+        baseline = promql_series(params.baseline_series or f"{params.metric}_baseline", *matchers)
+        magnitude = f"abs({baseline})"
+    drop = f"({baseline} - {value})" if params.worse == "down" else f"({value} - {baseline})"
+    parts = [value]
+    if params.min_drop is not None:
+        parts.append(f"({drop} > {promql_number(params.min_drop)})")
+    if params.min_drop_relative is not None:
+        parts.append(f"({drop} / {magnitude} > {promql_number(params.min_drop_relative)})")
+    if params.examples_metric is not None:
+        gate = _significance(params, value, baseline, promql_series(params.examples_metric, *matchers), matchers)
+        if gate is not None:
+            parts.append(f"({gate})")
+    expr = " and ".join(parts)
+    if params.unchanged_for is not None:
+        age = promql_series(params.age_metric, project)
+        on = ", ".join(dict.fromkeys(["project", *params.join_on]))
+        expr += f" and on ({on}) ({age} >= {promql_number(params.unchanged_for.total_seconds())})"
+    return expr
+
+
+def _significance(params: DropParams, value: str, baseline: str, n: str, matchers: list[str]) -> str | None:
+    """`drop_significance` in PromQL: the series with a significant drop, or with no test to apply."""
+    tested = [f"({n} > 0)", f"({value} >= 0)", f"({value} <= 1)"]
+    if params.baseline is not None:
+        if not 0.0 <= params.baseline <= 1.0:
+            return None  # a fixed baseline that is not a proportion: mlmon never tests
+    else:
+        tested += [f"({baseline} >= 0)", f"({baseline} <= 1)"]
+    applies = f"({' and '.join(tested)})"
+    z = _NORMAL.inv_cdf(0.5 + (1 - 2 * params.alpha) / 2)
+    z2 = promql_number(z * z)
+    centre = f"({value} + {z2} / (2 * {n})) / (1 + {z2} / {n})"
+    half = f"{promql_number(z)} * sqrt({value} * (1 - {value}) / {n} + {z2} / (4 * {n} * {n})) / (1 + {z2} / {n})"
+    # The bound on the baseline's side: upper for a fall, lower for a rise (mlmon clamps it to [0, 1],
+    # which cannot change the comparison with a baseline that is itself a proportion).
+    wilson = f"({centre} + {half} < {baseline})" if params.worse == "down" else f"({centre} - {half} > {baseline})"
+    baseline_n = params.baseline_examples_series
+    if baseline_n is None:
+        test = wilson
+    else:
+        nb = promql_series(baseline_n, *matchers)
+        pooled = f"(({value} * {n} + {baseline} * {nb}) / ({n} + {nb}))"
+        z_score = f"({value} - {baseline}) / sqrt({pooled} * (1 - {pooled}) * (1 / {n} + 1 / {nb}))"
+        if params.worse == "down":
+            two = f"({z_score} < {promql_number(_NORMAL.inv_cdf(params.alpha))})"
+        else:
+            two = f"({z_score} > {promql_number(_NORMAL.inv_cdf(1 - params.alpha))})"
+        test = f"({two} and ({nb} > 0)) or ({wilson} unless ({nb} > 0))"
+    return f"({value} unless {applies}) or (({test}) and {applies})"
+
+
 KIND = RuleKind(
     name="drop",
     params=DropParams,
@@ -191,5 +268,6 @@ KIND = RuleKind(
         "bound",
         "age_seconds",
         "reason",
-    ),  # fmt: skip
+    ),
+    promql=promql,
 )

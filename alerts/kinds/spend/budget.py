@@ -13,8 +13,9 @@ flapping around the line). A new period starts from zero, so actual alerts resol
 The value is the share of the budget (0.93 = 93%); details carry the amounts, currency, forecast
 with its interval, and the period's end, and `details.message` says it all in one line.
 
-When the budget cannot be evaluated (a counted source in another currency, a source that has
-stored nothing), the thresholds report no data and a `spend="unknown"` alert fires saying why.
+While a counted source has stored nothing yet, the thresholds report no data. When the budget
+cannot be evaluated (a counted source in another currency), they report no data too and a
+`spend="unknown"` alert fires saying why.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def describe(status: BudgetStatus) -> dict[str, Any]:
         "data_through": status.horizon.isoformat() if status.horizon else None,
         "sources": ", ".join(sorted(status.by_source)),
         "problems": "; ".join(status.problems),
+        "waiting": "; ".join(status.waiting),
     }
 
 
@@ -121,6 +123,20 @@ def evaluate(params: BudgetParams, ctx: RuleContext) -> Evaluation:
     return Evaluation(verdicts)
 
 
+def promql(params: BudgetParams, project: str) -> str | None:
+    """Over /metrics: the threshold gauges. The hysteresis (`clear`) and the `spend="unknown"`
+    alert are mlmon's own."""
+    if not params.actual and not params.forecast:
+        return None
+    matchers = [project] if project else []
+    if not params.actual:
+        matchers.append('spend="forecast"')
+    elif not params.forecast:
+        matchers.append('spend="actual"')
+    selector = f"{{{','.join(matchers)}}}" if matchers else ""
+    return f"mlmon_spend_budget_threshold_crossed{selector} == 1"
+
+
 KIND = RuleKind(
     name="budget",
     params=BudgetParams,
@@ -128,6 +144,7 @@ KIND = RuleKind(
     evaluate=evaluate,
     summary="{{ project.name }}: {{ details.message }}",
     extras=("spend",),
+    promql=promql,
     template_vars=(
         "currency",
         "budget",

@@ -60,8 +60,8 @@ def evaluate(params: SpendChangeParams, ctx: RuleContext) -> Evaluation:
     except UnknownSource as exc:
         return Evaluation([Verdict({}, Condition.NODATA, None, {**details, "message": str(exc)})])
     combined = combine(data.pick(refs), data.currency, params.cost, params.scope)
-    if combined.problems or combined.horizon is None or not combined.daily:
-        reason = "; ".join(combined.problems) or "no spend data yet"
+    if combined.problems or combined.waiting or combined.horizon is None or not combined.daily:
+        reason = "; ".join(combined.problems + combined.waiting) or "no spend data yet"
         return Evaluation([Verdict({}, Condition.NODATA, None, {**details, "message": reason})])
     day = combined.horizon - timedelta(days=1)
     first = max(min(combined.daily), day - timedelta(days=params.baseline.days))

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from alerts.kinds.base import Evaluation, RuleContext
 from alerts.model import Condition, Verdict
+from monitor.core.matchers import Matcher
 from monitor.stack.advisories.severity import RANK
 from monitor.stack.view import OpenFinding, ProjectStack
 
@@ -73,3 +74,18 @@ def with_clears(verdicts: list[Verdict], ctx: RuleContext) -> Evaluation:
             )
     firing = sorted([list(map(list, sorted(v.labels.items()))) for v in verdicts if v.condition is Condition.FIRE])
     return Evaluation(out, {"firing": firing})
+
+
+def promql_selector(metric: str, *matchers: str) -> str:
+    """`metric{a="b",c=~"d"}` from matcher texts, skipping empty ones (an unscoped rule has no project matcher)."""
+    inner = ",".join(m for m in matchers if m)
+    return f"{metric}{{{inner}}}" if inner else metric
+
+
+def promql_one_of(label: str, values: list[str]) -> str:
+    """`label=~"a|b"`, the values escaped for RE2 and then for the PromQL string."""
+    regex = "|".join("".join("\\" + c if c in _REGEX_SPECIAL else c for c in v) for v in values)
+    return str(Matcher.of(label, "=~", regex))
+
+
+_REGEX_SPECIAL = frozenset(".^$*+?()[]{}|\\")

@@ -14,7 +14,7 @@ from packaging.version import Version
 from pydantic import Field, field_validator, model_validator
 
 from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
-from alerts.kinds.stack.common import PROVIDER, view, with_clears
+from alerts.kinds.stack.common import PROVIDER, promql_selector, view, with_clears
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
 from monitor.stack.versions import canonical_name, public_version
@@ -84,10 +84,24 @@ def evaluate(params: StaleParams, ctx: RuleContext) -> Evaluation:
     return with_clears([Verdict(labels, condition, float(worst.minors_behind), details)], ctx)
 
 
-def promql(params: StaleParams, project: str) -> str | None:
-    if params.max_minors_behind is None or params.max_behind is not None or params.unsupported_minor:
-        return None
-    return f'mlmon_stack_minors_behind{{{project},package="{params.package}"}} > {params.max_minors_behind}'
+def promql(params: StaleParams, project: str) -> str:
+    """Each enabled criterion over the exported staleness gauges, per (project, package); the value
+    is the most minor releases any installed version is behind (mlmon judges the oldest version)."""
+
+    def worst(metric: str, how: str = "max") -> str:
+        series = promql_selector(metric, project, f'package="{params.package}"')
+        return f"{how} by (project, package) ({series})"
+
+    criteria: list[str] = []
+    if params.max_minors_behind is not None:
+        criteria.append(f"{worst('mlmon_stack_minors_behind')} > {params.max_minors_behind}")
+    if params.max_behind is not None:
+        criteria.append(f"{worst('mlmon_stack_newer_release_age_seconds')} > {params.max_behind.total_seconds()!r}")
+    if params.unsupported_minor:
+        criteria.append(f"{worst('mlmon_stack_minor_supported', 'min')} == 0")
+    if params.yanked:
+        criteria.append(f"{worst('mlmon_stack_installed_yanked')} == 1")
+    return f"{worst('mlmon_stack_minors_behind')} and ({' or '.join(criteria)})"
 
 
 KIND = RuleKind(

@@ -11,7 +11,17 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
-from alerts.kinds.stack.common import FINDING_VARS, PROVIDER, MinSeverity, at_least, finding_details, view, with_clears
+from alerts.kinds.stack.common import (
+    FINDING_VARS,
+    PROVIDER,
+    MinSeverity,
+    at_least,
+    finding_details,
+    promql_one_of,
+    promql_selector,
+    view,
+    with_clears,
+)
 from alerts.model import Condition, Verdict
 from monitor.stack.versions import canonical_name
 
@@ -52,16 +62,23 @@ def evaluate(params: VulnerableParams, ctx: RuleContext) -> Evaluation:
 
 
 def promql(params: VulnerableParams, project: str) -> str | None:
+    """Open, not ignored findings at or above the severity, counted per (project, package): the
+    exported family has no vulnerability id or fix label, so `fixable_only` cannot be said."""
+    if params.fixable_only:
+        return None
     levels = ["critical", "high", "medium", "low", "none", "unknown"]
     if params.severity != "any":
         levels = levels[: levels.index(params.severity) + 1]
     states = "affected|undetermined" if params.include_undetermined else "affected"
-    if params.fixable_only or params.packages:
-        return None
-    return (
-        f'sum by (project, package) (mlmon_stack_findings{{{project},state=~"{states}",'
-        f'severity=~"{"|".join(levels)}",ignored="false"}}) > 0'
+    series = promql_selector(
+        "mlmon_stack_findings",
+        project,
+        f'state=~"{states}"',
+        f'severity=~"{"|".join(levels)}"',
+        'ignored="false"',
+        promql_one_of("package", params.packages) if params.packages else "",
     )
+    return f"sum by (project, package) ({series}) > 0"
 
 
 KIND = RuleKind(

@@ -11,14 +11,20 @@ from sqlalchemy import text
 from monitor import __version__
 from monitor.api.deps import RuntimeDep
 from monitor.api.schemas import ReloadOut
+from monitor.auth.deps import PrincipalDep, permit
+from monitor.auth.model import Permission
 from monitor.runtime import Runtime
 
 router = APIRouter(tags=["admin"])
 
 
-@router.post("/-/reload", summary="Re-read the configuration file (refused files leave the old one running)")
-def reload(runtime: RuntimeDep) -> ReloadOut:
-    outcome = runtime.reload(actor="api")
+@router.post(
+    "/-/reload",
+    summary="Re-read the configuration file (refused files leave the old one running)",
+    dependencies=[permit(Permission.RELOAD)],
+)
+def reload(runtime: RuntimeDep, principal: PrincipalDep) -> ReloadOut:
+    outcome = runtime.reload(actor=principal.name)
     if outcome.error is not None:
         raise outcome.error
     return ReloadOut(status="reloaded", changed_projects=list(outcome.changed_projects))

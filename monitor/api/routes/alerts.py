@@ -12,8 +12,12 @@ from alerts.dispatcher import muting
 from alerts.model import AlertInstance
 from alerts.silences import Silence
 from monitor.api.deps import RuntimeDep
+from monitor.auth.changes import Change
+from monitor.auth.deps import PrincipalDep, check_project, deny_message
+from monitor.auth.model import Permission, Principal, Role
+from monitor.auth.tokens import Forbidden
 from monitor.core.errors import InvalidInput, Issue, NotFound
-from monitor.core.matchers import parse_matchers
+from monitor.core.matchers import Matcher, MatchOp, parse_matchers
 from monitor.runtime import Runtime
 from monitor.store.alerts import AlertStore, SilenceStore, matchers_from_json, matchers_to_json
 
@@ -43,7 +47,6 @@ class AlertOut(BaseModel):
 
 
 class AckIn(BaseModel):
-    by: str = Field(min_length=1, description="an owner of the alert's project: name, email or Slack handle")
     comment: str = ""
 
 
@@ -109,47 +112,84 @@ def _mutes(runtime: Runtime, alerts: list[AlertInstance]) -> dict[str, Any]:
     return muting(alerts, runtime.config, silences, now)
 
 
+def _silence_project(silence: Silence | list[Matcher]) -> str | None:
+    """The project a silence is limited to (an equality matcher on `project`), if any."""
+    matchers = silence.matchers if isinstance(silence, Silence) else silence
+    return next((m.value for m in matchers if m.name == "project" and m.op is MatchOp.EQ), None)
+
+
+def _may_silence(principal: Principal, matchers: Silence | list[Matcher]) -> str | None:
+    project = _silence_project(matchers)
+    if principal.projects and project is None:
+        raise Forbidden(f'{principal.name} may only silence its own projects: add a matcher project="<id>"')
+    if project is None:
+        check_project_free(principal)
+    else:
+        check_project(principal, Permission.SILENCE, project)
+    return project
+
+
+def check_project_free(principal: Principal) -> None:
+    if not principal.can(Permission.SILENCE):
+        raise Forbidden(deny_message(principal, Permission.SILENCE))
+
+
 @router.get("/alerts", summary="Alerts, newest change first", response_model=list[AlertOut])
 def list_alerts(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     state: Annotated[list[Literal["pending", "firing", "resolved"]] | None, Query()] = None,
     project: str | None = None,
     severity: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[AlertOut]:
     store = AlertStore(runtime.store.engine)
-    found = store.list(states=state, project=project, severity=severity, limit=limit)
+    found = [
+        a
+        for a in store.list(states=state, project=project, severity=severity, limit=limit)
+        if a.project is None or principal.sees(a.project)
+    ]
     mutes = _mutes(runtime, found)
     return [_out(a, mutes) for a in found]
 
 
-@router.get("/alerts/{alert_id}", summary="One alert", response_model=AlertOut)
-def get_alert(alert_id: int, runtime: RuntimeDep) -> AlertOut:
+def _visible_alert(runtime: Runtime, principal: Principal, alert_id: int) -> AlertInstance:
     alert = AlertStore(runtime.store.engine).get(alert_id)
-    if alert is None:
+    if alert is None or (alert.project is not None and not principal.sees(alert.project)):
         raise NotFound(f"no alert with id {alert_id}")
+    return alert
+
+
+@router.get("/alerts/{alert_id}", summary="One alert", response_model=AlertOut)
+def get_alert(alert_id: int, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
+    alert = _visible_alert(runtime, principal, alert_id)
     return _out(alert, _mutes(runtime, [alert]))
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge a firing alert: no repeats until it changes or resolves")
-def ack_alert(alert_id: int, body: AckIn, runtime: RuntimeDep) -> AlertOut:
-    store = AlertStore(runtime.store.engine)
-    alert = store.get(alert_id)
-    if alert is None:
-        raise NotFound(f"no alert with id {alert_id}")
-    project = runtime.config.project(alert.project or "")
-    owners = {v for o in (project.owners if project else []) for v in (o.name, o.email, o.slack) if v}
-    if body.by not in owners:
-        raise InvalidInput(
-            [Issue("by", f"{body.by!r} is not an owner of project {alert.project!r}", field="by")],
-            "only the project's owners can acknowledge its alerts",
-        )
-    if not store.ack(alert_id, body.by, body.comment, runtime.clock.now()):
+def ack_alert(alert_id: int, body: AckIn, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
+    alert = _visible_alert(runtime, principal, alert_id)
+    if alert.project is None:
+        check_project_free(principal)
+    else:
+        check_project(principal, Permission.ACK, alert.project)
+    now = runtime.clock.now()
+    if not AlertStore(runtime.store.engine).ack(alert_id, principal.name, body.comment, now):
         raise InvalidInput(
             [Issue("state", f"alert {alert_id} is {alert.state.value}, not firing", field="state")],
             "only a firing alert can be acknowledged",
         )
-    return get_alert(alert_id, runtime)
+    runtime.store.changes.record(
+        Change(
+            now,
+            principal.name,
+            "alert.ack",
+            alert.project,
+            f"{alert.rule} #{alert_id}",
+            {"labels": dict(alert.labels), "comment": body.comment},
+        )
+    )
+    return get_alert(alert_id, runtime, principal)
 
 
 def _silence_out(silence: Silence, now: datetime) -> SilenceOut:
@@ -165,7 +205,7 @@ def _silence_out(silence: Silence, now: datetime) -> SilenceOut:
 
 
 @router.post("/silences", summary="Create a silence (Alertmanager's fields)", response_model=SilenceOut)
-def create_silence(body: SilenceIn, runtime: RuntimeDep) -> SilenceOut:
+def create_silence(body: SilenceIn, runtime: RuntimeDep, principal: PrincipalDep) -> SilenceOut:
     now = runtime.clock.now()
     try:
         if body.matchers and isinstance(body.matchers[0], str):
@@ -175,38 +215,56 @@ def create_silence(body: SilenceIn, runtime: RuntimeDep) -> SilenceOut:
     except ValueError as exc:
         raise InvalidInput([Issue("matchers", str(exc), field="matchers")], "invalid matchers") from None
     if not matchers:
-        raise InvalidInput(
-            [Issue("matchers", "a silence needs at least one matcher", field="matchers")], "invalid silence"
-        )
+        raise _bad_silence("matchers", "a silence needs at least one matcher")
+    project = _may_silence(principal, matchers)
     starts = max(body.startsAt or now, now)
     ends = body.endsAt
     if ends.tzinfo is None or starts.tzinfo is None:
-        raise InvalidInput([Issue("endsAt", "times need a time zone (e.g. ...Z)", field="endsAt")], "invalid silence")
+        raise _bad_silence("endsAt", "times need a time zone (e.g. ...Z)")
     if ends <= starts:
-        raise InvalidInput(
-            [Issue("endsAt", "endsAt must be after startsAt (and after now)", field="endsAt")], "invalid silence"
-        )
+        raise _bad_silence("endsAt", "endsAt must be after startsAt (and after now)")
     if ends - starts > timedelta(days=366):
-        raise InvalidInput([Issue("endsAt", "a silence may last at most a year", field="endsAt")], "invalid silence")
-    silence = SilenceStore(runtime.store.engine).create(matchers, starts, ends, body.createdBy, body.comment, now)
+        raise _bad_silence("endsAt", "a silence may last at most a year")
+    created_by = body.createdBy if principal.role is Role.ADMIN else principal.name
+    silence = SilenceStore(runtime.store.engine).create(matchers, starts, ends, created_by, body.comment, now)
+    runtime.store.changes.record(
+        Change(
+            now,
+            principal.name,
+            "silence.create",
+            project,
+            silence.id,
+            {"matchers": [str(m) for m in matchers], "ends_at": ends.isoformat(), "comment": body.comment},
+        )
+    )
     return _silence_out(silence, now)
 
 
+def _bad_silence(field: str, why: str) -> InvalidInput:
+    return InvalidInput([Issue(field, why, field=field)], "invalid silence")
+
+
 @router.get("/silences", summary="Silences, including expired ones", response_model=list[SilenceOut])
-def list_silences(runtime: RuntimeDep) -> list[SilenceOut]:
+def list_silences(runtime: RuntimeDep, principal: PrincipalDep) -> list[SilenceOut]:
     now = runtime.clock.now()
-    return [_silence_out(s, now) for s in SilenceStore(runtime.store.engine).all()]
+    found = SilenceStore(runtime.store.engine).all()
+    if principal.projects:
+        found = [s for s in found if (_silence_project(s) or "") in principal.projects]
+    return [_silence_out(s, now) for s in found]
 
 
 @router.delete(
     "/silences/{silence_id}", summary="Expire a silence (it is kept, not deleted)", response_model=SilenceOut
 )
-def expire_silence(silence_id: str, runtime: RuntimeDep) -> SilenceOut:
+def expire_silence(silence_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> SilenceOut:
     store = SilenceStore(runtime.store.engine)
     now = runtime.clock.now()
-    if store.get(silence_id) is None:
+    silence = store.get(silence_id)
+    if silence is None:
         raise NotFound(f"no silence with id {silence_id}")
-    store.expire(silence_id, now)
+    project = _may_silence(principal, silence)
+    if store.expire(silence_id, now):
+        runtime.store.changes.record(Change(now, principal.name, "silence.expire", project, silence_id, {}))
     found = store.get(silence_id)
     assert found is not None
     return _silence_out(found, now)

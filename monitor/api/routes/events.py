@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from monitor.api.deps import RuntimeDep, parse_time
 from monitor.api.routes.projects import event_out, require_project
 from monitor.api.schemas import EventOut
+from monitor.auth.deps import PrincipalDep
 from monitor.core.types import ms_from_datetime
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 @router.get("/events", summary="Events, newest first", response_model=list[EventOut])
 def list_events(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     project: str | None = None,
     kind: Annotated[list[str] | None, Query()] = None,
     since: Annotated[str | None, Query(description="RFC 3339 or Unix seconds")] = None,
@@ -32,4 +34,4 @@ def list_events(
         kinds=kind,
         limit=limit,
     )
-    return [event_out(e) for e in found]
+    return [event_out(e) for e in found if principal.sees(e.project)]

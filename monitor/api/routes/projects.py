@@ -14,6 +14,7 @@ from monitor.api.schemas import (
     SeriesOut,
     SourceOut,
 )
+from monitor.auth.deps import PrincipalDep
 from monitor.config.models import ProjectConfig
 from monitor.core.errors import NotFound
 from monitor.core.types import Event, datetime_from_ms
@@ -75,9 +76,9 @@ def require_project(runtime: Runtime, project_id: str) -> ProjectConfig:
 
 
 @router.get("/projects", summary="Every configured project", response_model=list[ProjectOut])
-def list_projects(runtime: RuntimeDep) -> list[ProjectOut]:
+def list_projects(runtime: RuntimeDep, principal: PrincipalDep) -> list[ProjectOut]:
     statuses = {(s.project, s.source): s for s in runtime.store.sources.statuses()}
-    return [_project_out(p, statuses) for p in runtime.config.projects]
+    return [_project_out(p, statuses) for p in runtime.config.projects if principal.sees(p.id)]
 
 
 @router.get("/projects/{project_id}", summary="One project in detail", response_model=ProjectDetail)

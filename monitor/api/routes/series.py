@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from monitor.api.deps import RuntimeDep, parse_step, parse_time
 from monitor.api.schemas import LatestPoint, RangeResult, RangeSeries, SeriesOut
+from monitor.auth.deps import PrincipalDep
 from monitor.core.errors import InvalidInput, Issue
 from monitor.core.matchers import Selector, parse_selector
 from monitor.core.types import datetime_from_ms, ms_from_datetime
@@ -26,12 +27,13 @@ def _selector(text: str, name: str) -> Selector:
 @router.get("/series", summary="Series matching a selector, with their latest sample", response_model=list[SeriesOut])
 def list_series(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     match: Annotated[str | None, Query(description='selector, e.g. accuracy{model=~"churn.*"}')] = None,
     project: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[SeriesOut]:
     selector = _selector(match, "match") if match else None
-    rows = runtime.store.samples.find_series(selector, project)[:limit]
+    rows = [r for r in runtime.store.samples.find_series(selector, project) if principal.sees(r.key.project)][:limit]
     out = []
     for row in rows:
         latest = runtime.store.samples.latest(row.key)
@@ -53,6 +55,7 @@ def list_series(
 )
 def query_range(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     query: Annotated[str, Query(description='series selector, e.g. accuracy{project="churn"}')],
     start: Annotated[str, Query(description="RFC 3339 or Unix seconds")],
     end: Annotated[str, Query(description="RFC 3339 or Unix seconds")],
@@ -79,5 +82,6 @@ def query_range(
                 values=[(p.ts_ms / 1000, p.value) for p in s.points],
             )
             for s in found
+            if principal.sees(s.key.project)
         ],
     )

@@ -9,6 +9,7 @@ engine, and sidesteps how the service reads local labels such as `+cu121`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from monitor.core.errors import SourceError, SourceUnavailable
 from monitor.stack.advisories.model import AdvisoryError, parse_time
 
 BATCH_SIZE = 1000
+FETCH_WORKERS = 8
 MAX_PAGES = 100
 
 
@@ -74,24 +76,39 @@ def list_records(client: httpx.Client, packages: Iterable[str], ecosystem: str =
 
 
 def fetch_records(
-    client: httpx.Client, ids: Iterable[str], progress: Callable[[int, int], None] | None = None
+    client: httpx.Client,
+    ids: Iterable[str],
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = FETCH_WORKERS,
 ) -> tuple[list[tuple[str, object]], list[tuple[str, str]]]:
     """The full record of each ID as (where, JSON object), and (where, why) for IDs the API refused.
 
-    An unreachable API (SourceUnavailable) stops the fetch; one record the API answers with an
-    error (a 404 for a record deleted since the listing) is only counted.
+    Records are fetched a few at a time (one client, shared connections). An unreachable API
+    (SourceUnavailable) stops the fetch; one record the API answers with an error (a 404 for a
+    record deleted since the listing) is only counted.
     """
     wanted = sorted(set(ids))
     out: list[tuple[str, object]] = []
     refused: list[tuple[str, str]] = []
-    for done, ident in enumerate(wanted, start=1):
-        where = f"OSV API /v1/vulns/{ident}"
+
+    def one(ident: str) -> tuple[str, object]:
+        return f"OSV API /v1/vulns/{ident}", request_json(client, "GET", f"/v1/vulns/{ident}")
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="osv-fetch") as pool:
+        futures = {pool.submit(one, ident): ident for ident in wanted}
         try:
-            out.append((where, request_json(client, "GET", f"/v1/vulns/{ident}")))
+            for done, future in enumerate(as_completed(futures), start=1):
+                try:
+                    out.append(future.result())
+                except SourceUnavailable:
+                    raise
+                except SourceError as exc:
+                    refused.append((f"OSV API /v1/vulns/{futures[future]}", str(exc)))
+                if progress is not None:
+                    progress(done, len(wanted))
         except SourceUnavailable:
+            for future in futures:
+                future.cancel()
             raise
-        except SourceError as exc:
-            refused.append((where, str(exc)))
-        if progress is not None:
-            progress(done, len(wanted))
+    out.sort(key=lambda item: item[0])
     return out, refused

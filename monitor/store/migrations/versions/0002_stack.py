@@ -48,15 +48,17 @@ def upgrade() -> None:
         sa.Column("replaced_revision", sa.Integer(), nullable=True),
         sa.Column("imported_at", TIME, nullable=False),
         sa.ForeignKeyConstraint(
-            ["added_revision"], ["stack_advisory_revisions.id"],
+            ["added_revision"],
+            ["stack_advisory_revisions.id"],
             name=op.f("fk_stack_advisories_added_revision_stack_advisory_revisions"),
         ),
         sa.ForeignKeyConstraint(
-            ["replaced_revision"], ["stack_advisory_revisions.id"],
+            ["replaced_revision"],
+            ["stack_advisory_revisions.id"],
             name=op.f("fk_stack_advisories_replaced_revision_stack_advisory_revisions"),
         ),
         sa.PrimaryKeyConstraint("id", "modified", name=op.f("pk_stack_advisories")),
-    )  # fmt: skip
+    )
     with op.batch_alter_table("stack_advisories", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_stack_advisories_replaced_revision"), ["replaced_revision"], unique=False)
 
@@ -158,10 +160,13 @@ def upgrade() -> None:
         sa.Column("detail", JSON_DOC, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stack_findings")),
         sa.UniqueConstraint(
-            "project", "package", "vuln_id", "first_seen_at",
+            "project",
+            "package",
+            "vuln_id",
+            "first_seen_at",
             name=op.f("uq_stack_findings_project_package_vuln_id_first_seen_at"),
         ),
-    )  # fmt: skip
+    )
     with op.batch_alter_table("stack_findings", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_stack_findings_project_resolved_at"), ["project", "resolved_at"], unique=False
@@ -178,11 +183,13 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("detail", JSON_DOC, nullable=False),
         sa.ForeignKeyConstraint(
-            ["finding_id"], ["stack_findings.id"],
-            name=op.f("fk_stack_finding_events_finding_id_stack_findings"), ondelete="CASCADE",
+            ["finding_id"],
+            ["stack_findings.id"],
+            name=op.f("fk_stack_finding_events_finding_id_stack_findings"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stack_finding_events")),
-    )  # fmt: skip
+    )
     with op.batch_alter_table("stack_finding_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_stack_finding_events_finding_id"), ["finding_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_stack_finding_events_project_at"), ["project", "at"], unique=False)

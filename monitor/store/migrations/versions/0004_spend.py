@@ -1,4 +1,9 @@
-"""spend family tables
+"""spend family tables: none yet
+
+The spend family keeps its data in the foundation's tables: daily spend as samples (one per
+source, attributed project and day; see monitor/spend/series.py), every FOCUS file read or gone
+as an event, each source's files and data horizon in its checkpoint. This revision stays in the
+chain so a later spend table (a ledger written through a runner "sink") can be added here.
 
 Revision ID: 0004
 Revises: 0003

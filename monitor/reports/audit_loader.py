@@ -1,0 +1,382 @@
+"""Reading the history the audit report needs: a handful of bulk queries in one read snapshot.
+
+Whatever the number of projects: installed packages at `as_of`, findings open then or fixed in
+the period (without their large `detail` documents), their events up to `as_of`, inventories,
+source states (with the last runs up to `as_of` for a past date), the advisory revision then,
+feeds, the change log; release histories only for the rare fix that changed after `as_of`.
+Read-only: nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, func, or_, select, union
+
+from monitor.config.models import MlmonConfig
+from monitor.core.errors import InvalidInput, Issue, NotFound
+from monitor.reports.audit import (
+    DEFAULT_PERIOD,
+    AdvisoryEvidence,
+    AuditInputs,
+    FeedEvidence,
+    FindingEvent,
+    FindingRecord,
+    InstalledPackage,
+    ProjectInfo,
+    SourceEvidence,
+    build_audit,
+    changed_fix,
+)
+from monitor.reports.raw_values import Decoder, raw
+from monitor.stack.advisories.severity import RATINGS
+from monitor.stack.releases import ReleaseHistory
+from monitor.stack.sync import STACK_KINDS
+from monitor.stack.tables import (
+    stack_advisories,
+    stack_advisory_revisions,
+    stack_feeds,
+    stack_finding_events,
+    stack_findings,
+    stack_inventories,
+    stack_packages,
+    stack_releases,
+)
+from monitor.store.schema import source_runs, source_state
+from monitor.store.store import Store
+
+CHANGES_LIMIT = 100_000
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput([Issue(field, message, field=field)], f"invalid {field}")
+
+
+def project_infos(config: MlmonConfig, wanted: Sequence[str] | None) -> list[ProjectInfo]:
+    chosen = set(wanted) if wanted is not None else None
+    return [
+        ProjectInfo(
+            id=p.id,
+            name=p.display_name,
+            team=p.team,
+            owners=tuple(o.model_dump(mode="json") for o in p.owners),
+            sources=tuple((s.name, s.kind) for s in p.sources if s.kind in STACK_KINDS),
+        )
+        for p in config.projects
+        if chosen is None or p.id in chosen
+    ]
+
+
+def history_start(conn: Connection) -> datetime | None:
+    """The first moment anything the report replays was recorded (inventory, advisories, finding)."""
+    row = conn.execute(
+        select(
+            select(func.min(stack_packages.c.first_seen_at)).scalar_subquery(),
+            select(func.min(stack_advisory_revisions.c.at)).scalar_subquery(),
+            select(func.min(stack_findings.c.first_seen_at)).scalar_subquery(),
+        )
+    ).one()
+    moments = [m for m in row if isinstance(m, datetime)]
+    return min(moments) if moments else None
+
+
+def _with_projects(query: Select[Any], column: Any, wanted: Sequence[str] | None) -> Select[Any]:
+    return query if wanted is None else query.where(column.in_(list(wanted)))
+
+
+def _known_elsewhere(conn: Connection, names: Sequence[str]) -> set[str]:
+    """Projects no longer configured that the stack history still knows."""
+    if not names:
+        return set()
+    query = union(
+        select(stack_packages.c.project).where(stack_packages.c.project.in_(list(names))),
+        select(stack_findings.c.project).where(stack_findings.c.project.in_(list(names))),
+    )
+    return {row[0] for row in conn.execute(query)}
+
+
+def _packages(
+    conn: Connection, as_of: datetime, wanted: Sequence[str] | None, decoder: Decoder
+) -> list[InstalledPackage]:
+    p = stack_packages.c
+    query = (
+        select(p.project, p.source, p.package, p.version, raw(p.first_seen_at))
+        .where(p.first_seen_at <= as_of, or_(p.removed_at.is_(None), p.removed_at > as_of))
+        .order_by(p.project, p.package, p.version, p.source)
+    )
+    moment = decoder.moment
+    return [
+        InstalledPackage(project, source, package, version, moment(since))  # type: ignore[arg-type]
+        for project, source, package, version, since in conn.execute(_with_projects(query, p.project, wanted))
+    ]
+
+
+def _finding_filter(as_of: datetime, since: datetime) -> Any:
+    f = stack_findings.c
+    return and_(f.first_seen_at <= as_of, or_(f.resolved_at.is_(None), f.resolved_at > since))
+
+
+REPLAYED_EVENTS = ("changed", "ignored", "unignored")
+"""`opened` repeats the row's first values and `resolved` its resolved_at: neither needs reading."""
+
+
+def _findings(
+    conn: Connection, as_of: datetime, since: datetime, wanted: Sequence[str] | None, decoder: Decoder
+) -> list[FindingRecord]:
+    """Findings in scope with their events: those after `as_of` are undone to replay the past."""
+    f = stack_findings.c
+    scope = _finding_filter(as_of, since)
+    ids = _with_projects(select(f.id).where(scope), f.project, wanted)
+    e = stack_finding_events.c
+    events: dict[int, list[FindingEvent]] = {}
+    query = (
+        select(e.finding_id, e.at, e.kind, e.detail)
+        .where(e.finding_id.in_(ids.scalar_subquery()), e.kind.in_(REPLAYED_EVENTS))
+        .order_by(e.finding_id, e.at, e.id)
+    )
+    for finding_id, at, kind, detail in conn.execute(query):
+        events.setdefault(finding_id, []).append(FindingEvent(at, kind, detail or {}))
+    columns = [
+        f.id, f.project, f.package, f.vuln_id, raw(f.ids), raw(f.versions), f.variant, f.state, f.severity,
+        f.score, f.summary, f.fixed_in, raw(f.fix_available_at), raw(f.published), raw(f.exposed_since),
+        raw(f.first_seen_at), raw(f.resolved_at), f.resolution, f.advisory_revision,
+    ]  # fmt: skip
+    moment, strings = decoder.moment, decoder.strings
+    out = []
+    for row in conn.execute(_with_projects(select(*columns).where(scope), f.project, wanted)):
+        (ident, project, package, vuln, ids, versions, variant, state, severity, score, summary, fixed_in,
+         fix_at, published, exposed, first, resolved, resolution, revision) = row  # fmt: skip
+        out.append(
+            FindingRecord(
+                ident, project, package, vuln, strings(ids), strings(versions), variant, state, severity, score,
+                summary, fixed_in, moment(fix_at), moment(published), moment(exposed), moment(first),  # type: ignore[arg-type]
+                moment(resolved), resolution, revision, tuple(events.get(ident, ())),
+            )
+        )  # fmt: skip
+    return out
+
+
+def _sources(conn: Connection, as_of: datetime, current: bool, wanted: Sequence[str] | None) -> list[SourceEvidence]:
+    """Each stack source: the inventory in force at `as_of` and its last run by then."""
+    i = stack_inventories.c
+    inventories = {
+        (r.project, r.source): r
+        for r in conn.execute(
+            _with_projects(
+                select(
+                    i.project,
+                    i.source,
+                    i.kind,
+                    i.location,
+                    i.collected_at,
+                    i.torch_version,
+                    i.torch_variant,
+                    i.torch_accelerator,
+                ),
+                i.project,
+                wanted,
+            )
+        )
+    }
+    s = source_state.c
+    columns: list[Any] = [s.project, s.source, s.kind, s.last_run_at, s.last_outcome, s.last_error, s.last_success_at]
+    if not current:
+        # the state row is the present; a past moment is read from the runs log (index on project, source, time)
+        r = source_runs.alias("runs")
+        same = and_(r.c.project == s.project, r.c.source == s.source, r.c.started_at <= as_of)
+        newest = r.c.started_at.desc()
+        columns = [
+            s.project,
+            s.source,
+            s.kind,
+            select(r.c.started_at).where(same).order_by(newest).limit(1).scalar_subquery().label("last_run_at"),
+            select(r.c.outcome).where(same).order_by(newest).limit(1).scalar_subquery().label("last_outcome"),
+            select(r.c.error).where(same).order_by(newest).limit(1).scalar_subquery().label("last_error"),
+            select(func.max(r.c.started_at))
+            .where(same, r.c.outcome == "ok")
+            .scalar_subquery()
+            .label("last_success_at"),
+        ]
+    states = conn.execute(_with_projects(select(*columns).where(s.kind.in_(STACK_KINDS)), s.project, wanted))
+    out: list[SourceEvidence] = []
+    seen: set[tuple[str, str]] = set()
+    for state in states:
+        key = (state.project, state.source)
+        seen.add(key)
+        inventory = inventories.get(key)
+        in_force = inventory is not None and inventory.collected_at <= as_of
+        collected = inventory.collected_at if in_force and inventory is not None else state.last_success_at
+        out.append(
+            SourceEvidence(
+                project=state.project,
+                source=state.source,
+                kind=state.kind,
+                location=inventory.location if inventory is not None else None,
+                collected_at=collected,
+                collected_from="inventory" if in_force else "runs",
+                torch_version=inventory.torch_version if in_force and inventory is not None else None,
+                torch_variant=inventory.torch_variant if in_force and inventory is not None else None,
+                torch_accelerator=inventory.torch_accelerator if in_force and inventory is not None else None,
+                last_run_at=state.last_run_at,
+                last_outcome=state.last_outcome,
+                last_error=state.last_error,
+            )
+        )
+    for key, inventory in inventories.items():
+        if key not in seen and inventory.collected_at <= as_of:  # an inventory whose run state is gone
+            out.append(
+                SourceEvidence(
+                    project=inventory.project,
+                    source=inventory.source,
+                    kind=inventory.kind,
+                    location=inventory.location,
+                    collected_at=inventory.collected_at,
+                    torch_version=inventory.torch_version,
+                    torch_variant=inventory.torch_variant,
+                    torch_accelerator=inventory.torch_accelerator,
+                )
+            )
+    return out
+
+
+def _advisories(conn: Connection, as_of: datetime) -> AdvisoryEvidence | None:
+    """The advisory database revision in force at `as_of`: when it was refreshed, from where."""
+    r = stack_advisory_revisions.c
+    latest = conn.execute(
+        select(r.id, r.at, r.feed, r.source).where(r.at <= as_of).order_by(r.id.desc()).limit(1)
+    ).first()
+    if latest is None:
+        return None
+    content = conn.execute(
+        select(r.id, r.at).where(r.at <= as_of, or_(r.added > 0, r.changed > 0)).order_by(r.id.desc()).limit(1)
+    ).first()
+    a = stack_advisories.c
+    records = conn.execute(
+        select(func.count())
+        .select_from(stack_advisories)
+        .where(a.added_revision <= latest.id, or_(a.replaced_revision.is_(None), a.replaced_revision > latest.id))
+    ).scalar_one()
+    return AdvisoryEvidence(
+        revision=latest.id,
+        refreshed_at=latest.at,
+        feed=latest.feed,
+        source=latest.source,
+        records=int(records),
+        content_revision=content.id if content is not None else None,
+        content_changed_at=content.at if content is not None else None,
+    )
+
+
+def _feeds(conn: Connection) -> list[FeedEvidence]:
+    f = stack_feeds.c
+    query = select(
+        f.name,
+        f.kind,
+        f.location,
+        f.last_attempt_at,
+        f.last_success_at,
+        f.last_error,
+        f.consecutive_failures,
+        f.records,
+    ).order_by(f.name)
+    return [FeedEvidence(*row) for row in conn.execute(query)]
+
+
+def _uploads(conn: Connection, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+    """Upload times of fix versions that differ from the stored ones (rare: a fix changed later)."""
+    if not wanted:
+        return {}
+    packages = sorted({p for p, _ in wanted})
+    out: dict[tuple[str, str], datetime] = {}
+    query = select(stack_releases.c.package, stack_releases.c.releases).where(stack_releases.c.package.in_(packages))
+    for package, releases in conn.execute(query):
+        history = ReleaseHistory.from_doc(package, releases or {})
+        for name, version in wanted:
+            uploaded = history.uploaded(version) if name == package else None
+            if uploaded is not None:
+                out[(name, version)] = uploaded
+    return out
+
+
+def load_audit(
+    store: Store,
+    config: MlmonConfig,
+    now: datetime,
+    *,
+    as_of: datetime | None = None,
+    since: datetime | None = None,
+    projects: Sequence[str] | None = None,
+) -> AuditInputs:
+    """Everything the report of `as_of` (default: now) needs, or a clear refusal.
+
+    Raises NotFound for a project neither configured nor in the history, InvalidInput for an
+    `as_of` before any history or in the future, or a `since` not before `as_of`.
+    """
+    current = as_of is None
+    moment = now if as_of is None else as_of
+    if moment > now:
+        raise _invalid("as_of", f"{moment.isoformat()} is in the future (now is {now.isoformat()})")
+    start = since if since is not None else moment - DEFAULT_PERIOD
+    if start >= moment:
+        raise _invalid("since", f"the period must start before as_of ({moment.isoformat()}), got {start.isoformat()}")
+    wanted = list(dict.fromkeys(projects)) if projects else None
+    infos = project_infos(config, wanted)
+    engine = store.engine
+    snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**snapshot) as conn, conn.begin():
+        first = history_start(conn)
+        if not current and (first is None or moment < first):
+            what = (
+                "nothing has been recorded yet"
+                if first is None
+                else f"the earliest inventory, finding or advisory data was recorded at {first.isoformat()}"
+            )
+            raise _invalid("as_of", f"no history on or before {moment.isoformat()}: {what}")
+        if wanted is not None:
+            configured = {p.id for p in infos}
+            missing = [p for p in wanted if p not in configured]
+            gone = _known_elsewhere(conn, missing)
+            unknown = [p for p in missing if p not in gone]
+            if unknown:
+                raise NotFound(f"unknown project {unknown[0]!r}: not in the configuration and not in the stack history")
+        decoder = Decoder()
+        packages = _packages(conn, moment, wanted, decoder)
+        findings = _findings(conn, moment, start, wanted, decoder)
+        sources = _sources(conn, moment, current, wanted)
+        advisories = _advisories(conn, moment)
+        feeds = _feeds(conn) if current else []
+        needed = {(f.package, fix) for f in findings if f.events and (fix := changed_fix(f, moment)) is not None}
+        uploads = _uploads(conn, needed)
+    changes = store.changes.entries(since=start, until=moment, limit=CHANGES_LIMIT)
+    return AuditInputs(
+        generated_at=now,
+        as_of=moment,
+        since=start,
+        current=current,
+        history_starts_at=first,
+        sla={rating: config.stack.sla.for_rating(rating) for rating in RATINGS},
+        projects=infos,
+        packages=packages,
+        sources=sources,
+        findings=findings,
+        uploads=uploads,
+        advisories=advisories,
+        feeds=feeds,
+        changes=changes,
+        changes_truncated=len(changes) >= CHANGES_LIMIT,
+    )
+
+
+def audit_report(
+    store: Store,
+    config: MlmonConfig,
+    now: datetime,
+    *,
+    as_of: datetime | None = None,
+    since: datetime | None = None,
+    projects: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Load and build: the report document for the API and the CLI."""
+    return build_audit(load_audit(store, config, now, as_of=as_of, since=since, projects=projects))
