@@ -23,26 +23,22 @@ Figures are printed, never asserted: the machines are noisy.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 if not __package__:
     # Run as `python bench/alerts.py`: bench/ heads sys.path, and this file would shadow the
-    # `alerts` package it benchmarks.
-    sys.path.remove(sys.path[0])
+    # `alerts` package it benchmarks; the repository root makes `bench` importable instead.
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse
 import cProfile
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,11 +46,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from alerts.engine import AlertEngine
 from alerts.kinds import REGISTRY as RULE_KINDS
+from bench.support import admin_token, mlmon_serve, percentile, postgres_databases, progress, table
 from monitor.config.loader import load_config
 from monitor.config.models import MlmonConfig
 from monitor.core.clock import SystemClock
@@ -283,21 +279,6 @@ def bench_cycle(
         store.close()
 
 
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database on the server of `admin_url`, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"mlmon_bench_alerts_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 # --- (b) end to end --------------------------------------------------------------------------------
 
 
@@ -376,54 +357,6 @@ route:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def mlmon_serve(database_url: str, config: Path, log: Path) -> Iterator[str]:
-    """A running `mlmon serve` on a free port; yields its base URL once /readyz answers 200."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MLMON_DATABASE_URL": database_url,
-        "MLMON_CONFIG": str(config),
-        "MLMON_LOG_LEVEL": "warning",
-    }
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve", "--listen", f"127.0.0.1:{port}"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlmon serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mlmon serve not ready after 60s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
 @dataclass
 class E2EResult:
     delays: list[float] = field(default_factory=list)
@@ -431,6 +364,10 @@ class E2EResult:
     lost: int = 0
     warmup: float = 0.0
     requests: int = 0
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def push(client: httpx.Client, trial: str, value: float) -> None:
@@ -449,7 +386,8 @@ def bench_e2e(workdir: Path, trials: int, timeout: float, group_interval: str) -
         progress(f"end to end: mlmon serve on {url}, {trials} trials")
         with (
             mlmon_serve(url, config, workdir / "serve-e2e.log") as base,
-            httpx.Client(base_url=base, timeout=30) as client,
+            # entered after the server is ready, so the schema the token is stored in exists
+            httpx.Client(base_url=base, timeout=30, headers=_bearer(admin_token(url, config))) as client,
         ):
             # Warm-up, not counted: the scheduler's leader election and the alert loops must be
             # running before the first timed trial; the first notification proves they are.
@@ -477,25 +415,6 @@ def bench_e2e(workdir: Path, trials: int, timeout: float, group_interval: str) -
 
 
 # --- report --------------------------------------------------------------------------------------
-
-
-def progress(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1) -> None:
-    """A plain-text table: the first `text_columns` columns left-aligned, the numbers right."""
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    for n, row in enumerate([header, *rows]):
-        cells = zip(row, widths, strict=False)
-        print("  ".join(c.ljust(w) if i < text_columns else c.rjust(w) for i, (c, w) in enumerate(cells)))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def report_cycles(args: argparse.Namespace, results: list[CycleResult]) -> None:
@@ -653,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = (args.projects, args.history_hours, args.steady, args.profile)
             cycles.append(bench_cycle("sqlite", f"sqlite:///{workdir / 'cycle.db'}", config, *run))
             if not args.skip_postgres:
-                with postgres_database(args.postgres_url) as url:
+                with postgres_databases(args.postgres_url, 1, "mlmon_bench_alerts") as (url,):
                     cycles.append(bench_cycle("postgresql", url, config, *run))
         if not args.skip_e2e:
             e2e = bench_e2e(workdir, args.trials, args.trial_timeout, args.group_interval)

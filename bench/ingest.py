@@ -21,29 +21,40 @@ running server and in-process (goal: < 50 ms on SQLite).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if not __package__:  # run as `python bench/ingest.py`: the repository root makes `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, select, text
 
+from bench.support import (
+    admin_token,
+    mlmon_env,
+    mlmon_serve,
+    percentile,
+    postgres_databases,
+    progress,
+    table,
+    verdict,
+)
 from monitor.core.matchers import parse_selector
 from monitor.core.types import Sample, SeriesKey, labels_text
 from monitor.store import migrate
@@ -137,64 +148,13 @@ def write_config(path: Path, n_series: int) -> None:
 # --- the server ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(database_url: str, config: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MLMON_DATABASE_URL": database_url,
-        "MLMON_CONFIG": str(config),
-        "MLMON_LOG_LEVEL": "warning",
-    }
-
-
 def run_migrate(database_url: str, config: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "monitor", "migrate"],
-        env=_env(database_url, config),
+        env=mlmon_env(database_url, config),
         check=True,
         capture_output=True,
     )
-
-
-@contextmanager
-def mlmon_serve(database_url: str, config: Path, log: Path) -> Iterator[str]:
-    """A running `mlmon serve` on a free port; yields its base URL once /readyz answers 200."""
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve", "--listen", f"127.0.0.1:{port}"],
-            env=_env(database_url, config),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlmon serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mlmon serve not ready after 60s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 # --- the two ingest paths ------------------------------------------------------------------------
@@ -219,11 +179,6 @@ class Timing:
         return percentile(self.batch_seconds, 95) * 1000
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
-
-
 def precreate_series(engine: Engine, keys: list[SeriesKey]) -> list[int]:
     """The series rows as mlmon itself would write them; returns their ids in `keys` order."""
     now = datetime.now(UTC)
@@ -245,7 +200,9 @@ def precreate_series(engine: Engine, keys: list[SeriesKey]) -> list[int]:
     return [ids[row["labels_hash"]] for row in rows]
 
 
-def ingest_side_by_side(base: str, engine: Engine, bodies: list[bytes], data: Dataset) -> tuple[Timing, Timing]:
+def ingest_side_by_side(
+    base: str, token: str, engine: Engine, bodies: list[bytes], data: Dataset
+) -> tuple[Timing, Timing]:
     """Each batch twice, alternating which goes first: POSTed to the server, and inserted with
     Core executemany in one transaction into the baseline database. Interleaving batch by batch
     means that a burst of noise on the machine lands on both sides alike."""
@@ -253,7 +210,8 @@ def ingest_side_by_side(base: str, engine: Engine, bodies: list[bytes], data: Da
     insert = samples.insert()
     server: list[float] = []
     core: list[float] = []
-    with httpx.Client(base_url=base, timeout=300, headers={"content-type": "application/json"}) as client:
+    headers = {"content-type": "application/json", "Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, timeout=300, headers=headers) as client:
         client.get("/readyz").raise_for_status()  # opens the keep-alive connection
 
         def post(body: bytes, count: int) -> None:
@@ -312,7 +270,8 @@ def bench_database(
     try:
         migrate.upgrade(engine)
         with mlmon_serve(server_url, config, workdir / f"serve-{kind}.log") as base:
-            server, core = ingest_side_by_side(base, engine, bodies, data)
+            token = admin_token(server_url, config)
+            server, core = ingest_side_by_side(base, token, engine, bodies, data)
     finally:
         engine.dispose()
     for path, url in (("server", server_url), ("baseline", core_url)):
@@ -323,23 +282,6 @@ def bench_database(
 
 
 # --- PostgreSQL databases ------------------------------------------------------------------------
-
-
-@contextmanager
-def postgres_databases(admin_url: str, count: int) -> Iterator[list[str]]:
-    """`count` fresh databases on the server of `admin_url`, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    names = [f"mlmon_bench_{uuid.uuid4().hex[:10]}" for _ in range(count)]
-    try:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield [make_url(admin_url).set(database=n).render_as_string(hide_password=False) for n in names]
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 # --- query_range ---------------------------------------------------------------------------------
@@ -407,24 +349,6 @@ def bench_query(workdir: Path, config: Path, n_samples: int, requests: int) -> Q
 
 
 # --- report --------------------------------------------------------------------------------------
-
-
-def progress(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1) -> None:
-    """A plain-text table: the first `text_columns` columns left-aligned, the numbers right."""
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    for n, row in enumerate([header, *rows]):
-        cells = zip(row, widths, strict=False)
-        print("  ".join(c.ljust(w) if i < text_columns else c.rjust(w) for i, (c, w) in enumerate(cells)))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def verdict(met: bool) -> str:
-    return "MET" if met else "NOT MET"
 
 
 def report(args: argparse.Namespace, results: list[IngestResult], query: QueryResult | None) -> bool:

@@ -27,8 +27,9 @@ from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from collectors.base import CollectContext, CollectResult, Params, Reading, SourceError, SourceKind, env_value
-from collectors.http import headers_from_env, request_json, snippet
+from collectors.access import HttpAccess
+from collectors.base import CollectContext, CollectResult, Params, Reading, SourceError, SourceKind
+from collectors.http import request_json, snippet
 from monitor.config.types import LabelSet, MetricName
 from monitor.core.naming import label_name_problem
 
@@ -38,11 +39,6 @@ def _compile(expression: str) -> JSONPath:
         return parse_jsonpath(expression)
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
         raise ValueError(f"invalid JSONPath {expression!r}: {exc}") from exc
-
-
-class BasicAuth(Params):
-    username_env: str
-    password_env: str
 
 
 class MetricSpec(Params):
@@ -92,21 +88,9 @@ class MetricSpec(Params):
         return self._compiled.get(name)
 
 
-class HttpJsonParams(Params):
-    url: str
+class HttpJsonParams(HttpAccess):
     method: str = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
-    basic_auth: BasicAuth | None = None
-    verify_tls: bool = True
-    ca_file: str | None = None
     metrics: list[MetricSpec] = Field(min_length=1)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-        return value
 
     @field_validator("method")
     @classmethod
@@ -122,14 +106,7 @@ class HttpJsonCollector:
 
     def collect(self, ctx: CollectContext) -> CollectResult:
         p = self.params
-        auth = None
-        if p.basic_auth:
-            auth = (
-                env_value(ctx.env, p.basic_auth.username_env, "basic auth user"),
-                env_value(ctx.env, p.basic_auth.password_env, "basic auth password"),
-            )
-        verify: bool | str = p.ca_file if (p.verify_tls and p.ca_file) else p.verify_tls
-        with ctx.http.client(verify=verify, headers=headers_from_env(p.headers, ctx.env), auth=auth) as client:
+        with p.client(ctx, base=False) as client:
             document = request_json(client, p.method, p.url)
         readings: list[Reading] = []
         for spec in p.metrics:

@@ -17,6 +17,7 @@ import click
 
 from monitor import __version__
 from monitor.auth import commands as auth_commands
+from monitor.export import commands as export_commands
 from monitor.config.settings import Settings
 from monitor.core.errors import ConfigError
 from monitor.logs import configure
@@ -116,11 +117,22 @@ def serve(config: str | None, database_url: str | None, listen: str | None, no_s
 @main.command()
 @config_option
 @db_option
-def worker(config: str | None, database_url: str | None) -> None:
+@click.option(
+    "--metrics-listen",
+    help="host:port to serve this worker's own /metrics on (rule evaluation, notification delivery)",
+)
+def worker(config: str | None, database_url: str | None, metrics_listen: str | None) -> None:
     """Run only the scheduler. Several workers elect one leader; the others stand by."""
     settings = _settings(config, database_url)
     configure(settings.log_level)
     runtime = _prepared(settings)
+    if metrics_listen:
+        from prometheus_client import start_http_server
+
+        host, _, port = metrics_listen.rpartition(":")
+        if not host or not port.isdigit():
+            _fail(f"--metrics-listen: expected host:port, got {metrics_listen!r}", 2)
+        start_http_server(int(port), addr=host, registry=runtime.metrics)
     services = Services.build(runtime)
     stop = threading.Event()
     _on_sighup(lambda: runtime.reload(actor="SIGHUP"))
@@ -224,7 +236,7 @@ def collect(config: str | None, database_url: str | None, once: bool, project_id
         sys.exit(1)
 
 
-for _family in (stack_commands, quality_commands, spend_commands, auth_commands):
+for _family in (stack_commands, quality_commands, spend_commands, auth_commands, export_commands):
     for _command in _family.COMMANDS:
         main.add_command(_command)
 

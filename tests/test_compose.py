@@ -151,7 +151,7 @@ def _validate_mlmon_argv(argv: list[str], where: str) -> click.Command:
 def test_dockerfile_base_user_and_entrypoint(dockerfile: list[tuple[str, str]]) -> None:
     assert _instruction(dockerfile, "FROM") == ["python:3.11-slim"]
     installs = [run for run in _instruction(dockerfile, "RUN") if "pip install" in run]
-    assert any(re.search(r"""pip install ["']?\.\[postgres\]["']?""", run) for run in installs), installs
+    assert any(re.search(r"""pip install ["']?\.\[postgres,focus\]["']?""", run) for run in installs), installs
     users = _instruction(dockerfile, "USER")
     assert users, "the image must not run as root"
     assert users[-1].split(":")[0] not in ("root", "0")

@@ -37,11 +37,6 @@ def evaluate(params: AbsentParams, ctx: RuleContext) -> Evaluation:
     return Evaluation([Verdict(labels, condition, age, {**details, "never": False})])
 
 
-def promql(params: AbsentParams, project: str) -> str:
-    series = params.promql_selector(project)
-    return f"(time() - timestamp({series})) > {params.after.total_seconds():g} or absent({series})"
-
-
 KIND = RuleKind(
     name="absent",
     params=AbsentParams,
@@ -49,5 +44,4 @@ KIND = RuleKind(
     evaluate=evaluate,
     summary="no sample of {{ details.metric }} for {{ value | duration if value is not none else 'ever' }}",
     template_vars=("metric", "after_seconds", "never"),
-    promql=promql,
 )

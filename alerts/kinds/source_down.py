@@ -60,7 +60,7 @@ def promql(params: SourceDownParams, project: str) -> str:
     expr = f"mlmon_source_consecutive_failures{{{inner}}} >= {params.failures}"
     if params.no_success_for is not None:
         since = f"time() - mlmon_source_last_success_timestamp_seconds{{{inner}}}"
-        expr += f" or ({since}) > {params.no_success_for.total_seconds():g}"
+        expr += f" or ({since}) > {params.no_success_for.total_seconds()!r}"
     return expr
 
 

@@ -116,7 +116,7 @@ def promql(params: ThresholdParams, project: str) -> str:
     if params.over is not None and params.agg != "last":
         series = f"{params.agg}_over_time({series}[{format_duration(params.over)}])"
     # PromQL has no separate clearing threshold; `clear` is mlmon's own (see the rule's annotations).
-    return f"{series} {params.op} {params.value:g}"
+    return f"{series} {params.op} {float(params.value)!r}"
 
 
 KIND = RuleKind(

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from pydantic import Field, field_validator, model_validator
 
+from collectors.access import HttpAccess
 from collectors.base import (
     CollectContext,
     CollectResult,
@@ -35,19 +36,13 @@ from collectors.base import (
     SourceError,
     SourceKind,
     SourceUnavailable,
-    env_value,
 )
-from collectors.http import headers_from_env, parse_json, send, snippet
+from collectors.http import parse_json, send, snippet
 from monitor.config.types import Duration, LabelSet, MetricName
 from monitor.core.naming import RESERVED_LABELS, label_name_problem
 
 DROPPED = frozenset({"__name__"}) | RESERVED_LABELS
 MAX_POINTS = 11_000  # Prometheus refuses a range query with more points per series
-
-
-class BasicAuth(Params):
-    username_env: str
-    password_env: str
 
 
 class QuerySpec(Params):
@@ -81,20 +76,8 @@ class QuerySpec(Params):
         return self
 
 
-class PrometheusParams(Params):
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    basic_auth: BasicAuth | None = None
-    verify_tls: bool = True
-    ca_file: str | None = None
+class PrometheusParams(HttpAccess):
     queries: list[QuerySpec] = Field(min_length=1)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")
 
 
 class PrometheusCollector:
@@ -103,17 +86,8 @@ class PrometheusCollector:
 
     def collect(self, ctx: CollectContext) -> CollectResult:
         p = self.params
-        auth = None
-        if p.basic_auth is not None:
-            auth = (
-                env_value(ctx.env, p.basic_auth.username_env, "Prometheus user"),
-                env_value(ctx.env, p.basic_auth.password_env, "Prometheus password"),
-            )
-        verify: bool | str = p.ca_file if (p.verify_tls and p.ca_file) else p.verify_tls
         readings: list[Reading] = []
-        with ctx.http.client(
-            verify=verify, headers=headers_from_env(p.headers, ctx.env), auth=auth, base_url=p.url
-        ) as client:
+        with p.client(ctx) as client:
             for spec in p.queries:
                 data = _query(client, spec, ctx.now)
                 readings.extend(_readings(spec, data))

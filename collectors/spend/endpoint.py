@@ -12,41 +12,28 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-import httpx
 from pydantic import Field, field_validator
 
-from collectors.base import CollectContext, Params, env_value
-from collectors.http import headers_from_env
+from collectors.access import HttpAccess
 from monitor.config.types import Duration
 from monitor.spend.series import currency_problem, day_start, local_day, zone
 
 MAX_DAYS_PER_RUN = 62
 
 
-class BasicAuthEnv(Params):
-    username_env: str
-    password_env: str
-
-
-class EndpointParams(Params):
+class EndpointParams(HttpAccess):
     """An HTTP endpoint, and the day bookkeeping of a spend source that queries it."""
 
-    url: str = Field(description="base URL, e.g. http://opencost.opencost:9003")
-    headers: dict[str, str] = Field(default_factory=dict, description="values may use ${ENV_VAR}")
-    basic_auth: BasicAuthEnv | None = None
-    verify_tls: bool = True
-    ca_file: str | None = None
     currency: str = "USD"
-    timezone: str = "UTC"
-    backfill: Duration = Field(default=timedelta(days=3), description="days fetched on the first run")
-    refresh: Duration = Field(default=timedelta(days=1), description="complete days fetched again each run")
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")
+    def _base(cls, value: str) -> str:
+        return value.rstrip("/")  # paths are appended to it
+
+    timezone: str = "UTC"
+    backfill: Duration = Field(default=timedelta(days=3), description="days fetched on the first run")
+    refresh: Duration = Field(default=timedelta(days=1), description="complete days fetched again each run")
 
     @field_validator("currency")
     @classmethod
@@ -68,16 +55,6 @@ class EndpointParams(Params):
         if value % timedelta(days=1) or value > timedelta(days=MAX_DAYS_PER_RUN):
             raise ValueError(f"expected whole days up to {MAX_DAYS_PER_RUN}d, got {value}")
         return value
-
-    def client(self, ctx: CollectContext) -> httpx.Client:
-        auth = None
-        if self.basic_auth:
-            auth = (
-                env_value(ctx.env, self.basic_auth.username_env, "basic auth user"),
-                env_value(ctx.env, self.basic_auth.password_env, "basic auth password"),
-            )
-        verify: bool | str = self.ca_file if (self.verify_tls and self.ca_file) else self.verify_tls
-        return ctx.http.client(verify=verify, headers=headers_from_env(self.headers, ctx.env), auth=auth)
 
 
 @dataclass(frozen=True, slots=True)

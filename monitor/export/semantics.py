@@ -20,9 +20,10 @@ _NO_HOOK = {
     "Prometheus sees only the newest value of each series",
     "patch_sla": "needs each finding's fix date; /metrics exports only mlmon_stack_overdue_findings, counted under "
     "stack.sla rather than the rule's sla",
-    "budget": "the spend rule kinds have no PromQL equivalent yet",
-    "spend_change": "the spend rule kinds have no PromQL equivalent yet",
-    "idle_gpu": "the spend rule kinds have no PromQL equivalent yet",
+    "absent": "/metrics shows the newest value of each stored series but not its age, so Prometheus cannot tell a "
+    "stale series from a fresh one (export only `absent(...)` by hand if a vanished series is enough)",
+    "spend_change": "needs the last complete day and the baseline window's mean, which /metrics does not export",
+    "idle_gpu": "needs GPU busy and usage over the rule's window; /metrics exports only the newest day",
 }
 
 

@@ -15,7 +15,7 @@ from monitor.auth.model import Permission
 from monitor.reports.audit_loader import audit_report
 from monitor.reports.render_csv import render_csv
 from monitor.reports.render_html import render_html
-from monitor.reports.render_json import render_json
+from monitor.reports.render_json import render_json_bytes
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -58,4 +58,4 @@ def audit(
         return Response(body, media_type=MEDIA_TYPES["csv"], headers={"Content-Disposition": disposition})
     if fmt == "html":
         return Response(render_html(doc), media_type=MEDIA_TYPES["html"])
-    return Response(render_json(doc), media_type=MEDIA_TYPES["json"])
+    return Response(render_json_bytes(doc), media_type=MEDIA_TYPES["json"])

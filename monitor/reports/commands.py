@@ -74,7 +74,7 @@ def render(doc: dict[str, object], fmt: str, what: str) -> str:
         return render_csv(doc, what)
     if fmt == "html":
         return render_html(doc)
-    return render_json(doc, indent=2) + "\n"
+    return render_json(doc, indent=True) + "\n"
 
 
 @click.group()

@@ -12,13 +12,18 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, type_coerce
+from sqlalchemy import String, Text, cast, type_coerce
 from sqlalchemy.sql.elements import ColumnElement, Label
 
 
 def raw(column: ColumnElement[Any]) -> Label[Any]:
     """The column as the driver returns it (no result processing), under its own name."""
     return type_coerce(column, String).label(column.key or "value")
+
+
+def json_text(column: ColumnElement[Any]) -> Label[Any]:
+    """A JSON column as its text (PostgreSQL's driver would otherwise decode every JSONB value)."""
+    return cast(column, Text).label(column.key or "value")
 
 
 class Decoder:
@@ -36,6 +41,13 @@ class Decoder:
             parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
             found = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
             self._moments[value] = found
+        return found
+
+    def required(self, value: Any) -> datetime:
+        """A moment from a NOT NULL column."""
+        found = self.moment(value)
+        if found is None:
+            raise ValueError("a NOT NULL time column returned NULL")
         return found
 
     def strings(self, value: Any) -> tuple[str, ...]:

@@ -155,7 +155,7 @@ def test_every_rule_kind_with_a_promql_hook_exports_and_passes_promtool(tmp_path
     assert hooked <= configured, f"add a rule of each kind with a promql hook: {hooked - configured}"
     rules = out.rules
     assert set(rules) == {
-        "accuracy-low", "latency-high", "accuracy-missing", "source-down", "torch-vulnerable", "torch-stale",
+        "accuracy-low", "latency-high", "source-down", "torch-vulnerable", "torch-stale",
         "accuracy-drop", "loss-up", "wilson-drop", "drift-column", "drift-dataset", "budget",
     }  # fmt: skip
 

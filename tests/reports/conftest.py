@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -33,6 +32,7 @@ from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.stack.store import StackStore
 from monitor.stack.sync import TickReport, tick
+from monitor.store.store import Store
 from tests.conftest import RuntimeFactory, token_headers
 from tests.stack.support import PackageIndex, torch_releases
 from tests.support.http_server import LocalHttpServer
@@ -92,7 +92,7 @@ class Timeline:
     admin: dict[str, str]
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         return self.runtime.store
 
     @property

@@ -146,7 +146,9 @@ def _changes(store: Store, names: list[str], day: datetime, rng: random.Random) 
     with write_tx(store.engine) as conn:
         store.changes.record(Change(day, "SIGHUP", "config.reload", None, "mlmon.yaml", {}), conn)
         for name in picked:
-            store.changes.record(Change(day + timedelta(hours=3), "cli:ops", "budget.set", name, "gpu", {"usd": 900}), conn)
+            store.changes.record(
+                Change(day + timedelta(hours=3), "cli:ops", "budget.set", name, "gpu", {"usd": 900}), conn
+            )
 
 
 def _states(store: Store, names: list[str], end: datetime) -> None:

@@ -3,20 +3,13 @@ them): the cases a single timeline does not reach."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from monitor.auth.changes import Change
-from monitor.reports.audit import (
-    AuditInputs,
-    FindingEvent,
-    FindingRecord,
-    ProjectInfo,
-    build_audit,
-    compliance,
-    finding_doc,
-)
+from monitor.reports.audit import build_audit
+from monitor.reports.audit_inputs import AuditInputs, FindingEvent, FindingRecord, ProjectInfo
+from monitor.reports.finding_status import compliance, finding_doc
 from monitor.stack.config import SlaConfig
 
 SLA = {r: SlaConfig().for_rating(r) for r in ("unknown", "none", "low", "medium", "high", "critical")}
@@ -75,11 +68,10 @@ def test_fixed_late_while_an_ignore_covered_the_whole_overdue_time_is_excepted()
     assert out["status"] == "fixed" and out["sla"] == "excepted" and out["days_overdue"] == 10.0
     assert out["ignore"]["state"] == "ended with the fix"
     # an ignore that lapsed before the fix leaves a gap: missed
-    lapsed = replace(covered, events=(covered.events[0], ignored(OPENED, date(2026, 2, 5)), covered.events[2]))
+    lapsed = covered._replace(events=(covered.events[0], ignored(OPENED, date(2026, 2, 5)), covered.events[2]))
     assert doc(lapsed, fixed_at + timedelta(days=1))["sla"] == "missed"
     # two ignores back to back (the reason changed) cover it together
-    chained = replace(
-        covered,
+    chained = covered._replace(
         events=(
             covered.events[0],
             ignored(OPENED, date(2026, 2, 5)),

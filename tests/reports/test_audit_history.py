@@ -5,6 +5,7 @@ unknown project)."""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -319,6 +320,8 @@ def test_refusals_are_clear(timeline: Timeline) -> None:
         report(timeline, projects=["churn", "nope"])
     # the first moment of history is a valid as_of
     assert report(timeline, T1)["summary"]["findings"] == 6
+    # the garbage collector paused while reports are made is running again, refusals included
+    assert gc.isenabled()
 
 
 def test_a_project_no_longer_configured_is_still_reported(timeline: Timeline) -> None:

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from monitor.reports.audit import AuditInputs, FindingEvent, FindingRecord, ProjectInfo, build_audit
+from monitor.reports.audit import build_audit
+from monitor.reports.audit_inputs import AuditInputs, FindingEvent, FindingRecord, ProjectInfo
 from monitor.reports.audit_loader import audit_report
 from monitor.reports.render_csv import CHANGE_COLUMNS, COMPLIANCE_COLUMNS, FINDING_COLUMNS, PACKAGE_COLUMNS, render_csv
 from monitor.reports.render_html import render_html
-from monitor.reports.render_json import render_json
+from monitor.reports.render_json import render_json, stdlib_json
 from tests.reports.conftest import NOW, T1, Timeline
 
 C = datetime(2026, 4, 1, 12, tzinfo=UTC)
@@ -80,8 +81,10 @@ def findings(doc: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]
 
 def test_json_round_trip(past: dict[str, Any]) -> None:
     assert json.loads(render_json(past)) == past
-    assert json.loads(render_json(past, indent=2)) == past
-    assert "\n" not in render_json(past)
+    assert json.loads(render_json(past, indent=True)) == past
+    assert "\n" not in render_json(past) and render_json(past, indent=True).startswith('{\n  "report": "audit"')
+    # the standard library's encoding (used without orjson) says the same
+    assert json.loads(stdlib_json(past)) == past == json.loads(stdlib_json(past, indent=True))
 
 
 def test_csv_findings_one_row_per_finding_with_project_columns(past: dict[str, Any]) -> None:

@@ -116,6 +116,8 @@ def test_promql_equivalents() -> None:
         'severity=~"critical|high",ignored="false"}) > 0'
     )
     assert vulnerable.promql(vulnerable.VulnerableParams(fixable_only=True), project) is None
+    behind = 'max by (project, package) (mlmon_stack_minors_behind{project=~"churn|vision",package="torch"})'
+    yanked = 'max by (project, package) (mlmon_stack_installed_yanked{project=~"churn|vision",package="torch"})'
     assert stale.promql(stale.StaleParams(max_minors_behind=2), project) == (
-        'mlmon_stack_minors_behind{project=~"churn|vision",package="torch"} > 2'
-    )
+        f"{behind} and ({behind} > 2 or {yanked} == 1)"
+    ), "yanked is on by default, so it joins the minors test"
