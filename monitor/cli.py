@@ -17,11 +17,12 @@ import click
 
 from monitor import __version__
 from monitor.auth import commands as auth_commands
-from monitor.export import commands as export_commands
 from monitor.config.settings import Settings
 from monitor.core.errors import ConfigError
+from monitor.export import commands as export_commands
 from monitor.logs import configure
 from monitor.quality import commands as quality_commands
+from monitor.reports import commands as report_commands
 from monitor.runtime import Runtime
 from monitor.services import SchemaNotReady, Services, build_engine, prepare_database
 from monitor.spend import commands as spend_commands
@@ -236,7 +237,7 @@ def collect(config: str | None, database_url: str | None, once: bool, project_id
         sys.exit(1)
 
 
-for _family in (stack_commands, quality_commands, spend_commands, auth_commands, export_commands):
+for _family in (stack_commands, quality_commands, spend_commands, auth_commands, export_commands, report_commands):
     for _command in _family.COMMANDS:
         main.add_command(_command)
 

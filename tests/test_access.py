@@ -217,6 +217,7 @@ def test_authorization_matrix(
 
 READS = [
     ("/api/v1/changes", {"auditor", "admin"}),
+    ("/api/v1/reports/audit", {"auditor", "admin"}),
     ("/api/v1/tokens", {"admin"}),
 ]
 

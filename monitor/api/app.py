@@ -12,6 +12,7 @@ from monitor.auth import api as auth_api
 from monitor.auth.deps import permit
 from monitor.auth.model import Permission
 from monitor.quality import api as quality_api
+from monitor.reports import api as reports_api
 from monitor.runtime import Runtime
 from monitor.spend import api as spend_api
 from monitor.stack import api as stack_api
@@ -28,6 +29,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(auth_api.router)
+    app.include_router(reports_api.router)  # auditors and admins only (its own permission)
     # Every other route reads at least; routes that change things ask for more themselves.
     for module in (samples, series, projects, settings, events, alerts, admin, stack_api, quality_api, spend_api):
         app.include_router(module.router, dependencies=[permit(Permission.READ)])

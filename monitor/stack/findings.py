@@ -124,11 +124,13 @@ class Finding:
 
 
 def fix_available_at(match: VersionMatch, history: ReleaseHistory | None) -> datetime | None:
-    """The later of the advisory's publication and the upload of the fixed release (when known)."""
+    """The later of the publication of the record that names the fix and the upload of the fixed
+    release (when known). Not the group's earliest record: an alias published a year before anyone
+    named a fix must not start the SLA clock a year early."""
     if match.fixed_in is None:
         return None
     released = history.uploaded(match.fixed_in) if history is not None else None
-    moments = [m for m in (match.published, released) if m is not None]
+    moments = [m for m in (match.fix_published or match.published, released) if m is not None]
     return max(moments) if moments else None
 
 

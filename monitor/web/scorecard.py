@@ -193,11 +193,12 @@ class Scorecard:
 
 @dataclass
 class QualityReads:
-    """Newest points of the quality series of the wanted projects, by (project, metric, labels)."""
+    """Newest points of the quality series of the wanted projects: project -> (metric, labels) -> (ts, value)."""
 
-    latest: dict[tuple[str, str, Labels], tuple[int, float]] = field(default_factory=dict)
-    baselined: dict[str, list[tuple[str, Labels]]] = field(default_factory=dict)
-    """project -> (metric, labels) of its series that have a baseline."""
+    latest: dict[str, dict[tuple[str, Labels], tuple[int, float]]] = field(default_factory=dict)
+
+    def of(self, project: str) -> dict[tuple[str, Labels], tuple[int, float]]:
+        return self.latest.get(project, {})
 
 
 def baseline_metrics(engine: Engine) -> list[str]:
@@ -212,6 +213,7 @@ def baseline_metrics(engine: Engine) -> list[str]:
 
 
 def read_quality(store: Store, projects: Sequence[ProjectConfig], all_projects: bool) -> QualityReads:
+    """One `latest_many` per metric: the success metrics, the baselined metrics and their baselines."""
     wanted = {p.id for p in projects}
     baselines = baseline_metrics(store.engine)
     measured = {m[: -len(BASELINE_SUFFIX)] for m in baselines}
@@ -223,32 +225,25 @@ def read_quality(store: Store, projects: Sequence[ProjectConfig], all_projects: 
             key = found.key
             if key.project in wanted and found.points:
                 point = found.points[-1]
-                reads.latest[(key.project, key.metric, key.labels)] = (point.ts_ms, point.value)
-    for project, metric, labels in list(reads.latest):
-        if metric.endswith(BASELINE_SUFFIX):
-            base = metric[: -len(BASELINE_SUFFIX)]
-            reads.baselined.setdefault(project, []).append((base, labels))
-    for entries in reads.baselined.values():
-        entries.sort()
+                reads.latest.setdefault(key.project, {})[(key.metric, key.labels)] = (point.ts_ms, point.value)
     return reads
 
 
 def quality_cell(project: ProjectConfig, reads: QualityReads) -> QualityCell:
     target = project.quality.success
-    baselined = reads.baselined.get(project.id, [])
+    latest = reads.of(project.id)
+    baselined = sorted(
+        (metric[: -len(BASELINE_SUFFIX)], labels) for metric, labels in latest if metric.endswith(BASELINE_SUFFIX)
+    )
     if target is not None:
         metric = target.metric
         chosen = [
-            (labels, point)
-            for (p, m, labels), point in reads.latest.items()
-            if p == project.id and m == metric and target.selects(dict(labels))
+            (labels, point) for (m, labels), point in latest.items() if m == metric and target.selects(dict(labels))
         ]
     elif baselined:
         metric = baselined[0][0]
         chosen = [
-            (labels, reads.latest[(project.id, metric, labels)])
-            for m, labels in baselined
-            if m == metric and (project.id, metric, labels) in reads.latest
+            (labels, latest[(metric, labels)]) for m, labels in baselined if m == metric and (m, labels) in latest
         ]
     else:
         return QualityCell(None, None, None, None, None, 0, None, False, Status.NONE)
@@ -259,7 +254,7 @@ def quality_cell(project: ProjectConfig, reads: QualityReads) -> QualityCell:
         labels, (ts, value) = min(chosen, key=lambda c: c[1][1] if target.higher_is_better else -c[1][1])
     else:
         labels, (ts, value) = chosen[0]
-    base = reads.latest.get((project.id, metric + BASELINE_SUFFIX, labels))
+    base = latest.get((metric + BASELINE_SUFFIX, labels))
     baseline = base[1] if base is not None else None
     met = target.met(value) if target is not None else None
     if met is None:

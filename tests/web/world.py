@@ -21,10 +21,9 @@ environment, named by the configuration, and must never show up in a page.
 from __future__ import annotations
 
 import os
-import socket
 import threading
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -219,6 +218,7 @@ def build_world(tmp: Path, opencost_url: str, index_url: str, anonymous: str = "
     tokens = runtime.store.tokens
     # a token that expired long before NOW
     world.tokens["expired"], _ = tokens.create("old-laptop", Role.VIEWER, (), "tests", START, START + timedelta(days=1))
+    runtime.store.samples.append(accuracy_samples())
     runner = SourceRunner(runtime.store, clock, HttpFactory(timeout=10))
     stack_plans = [p for p in runtime.plans if p.kind in ("lockfile", "baseline")]
     for plan in stack_plans:
@@ -235,7 +235,6 @@ def build_world(tmp: Path, opencost_url: str, index_url: str, anonymous: str = "
         assert record.ok, f"{plan.id}: {record.error}"
     assert not tick(runtime.store, runtime.config, NOW, HttpFactory(timeout=10), {}).reconcile.errors
 
-    runtime.store.samples.append(accuracy_samples())
     engine = build_engine(runtime)
     with world.client() as client:
         admin = world.headers("admin")
@@ -279,6 +278,7 @@ class ThreadServer:
         self.thread.join(10)
 
 
+@contextmanager
 def peers() -> Iterator[tuple[str, str]]:
     """The OpenCost and package index servers (kept up while a world is built)."""
     with LocalHttpServer() as opencost, LocalHttpServer() as index:
@@ -286,11 +286,3 @@ def peers() -> Iterator[tuple[str, str]]:
         PackageIndex(index, {"torch": torch_releases()})
         yield opencost.url(""), index.url("/simple")
 
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def elapsed(start: float) -> float:
-    return time.perf_counter() - start

@@ -108,6 +108,8 @@ class VersionMatch:
     modified: datetime | None
     members: tuple[MemberVerdict, ...]
     notes: tuple[str, ...] = ()
+    fix_published: datetime | None = None
+    """When the first record naming `fixed_in` as a fix was published (not the group's earliest record)."""
 
     @property
     def disagreement(self) -> bool:
@@ -126,6 +128,7 @@ class _Facts:
     last_affected: str | None
     published: datetime | None
     modified: datetime
+    fix_published: Mapping[Version, datetime]
 
 
 @dataclass
@@ -144,6 +147,13 @@ class _Group:
             by_advisory = tuple((adv, tuple(e for e in entries if e.advisory == adv.id)) for adv in self.advisories)
             last = sorted({v for e in entries for v in e.last_affected})
             published = [a.published for a in self.advisories if a.published is not None]
+            fix_published: dict[Version, datetime] = {}
+            for adv, adv_entries in by_advisory:
+                if adv.published is None:
+                    continue
+                for fixed in {v for e in adv_entries for v in e.fixed}:
+                    known = fix_published.get(fixed)
+                    fix_published[fixed] = adv.published if known is None else min(known, adv.published)
             found = _Facts(
                 by_advisory=by_advisory,
                 severity=combine(s for adv in self.advisories for s in advisory_scores(adv, package)),
@@ -152,6 +162,7 @@ class _Group:
                 last_affected=str(last[-1]) if last else None,
                 published=min(published) if published else None,
                 modified=max(a.modified for a in self.advisories),
+                fix_published=fix_published,
             )
             self.facts[package] = found
         return found
@@ -232,6 +243,7 @@ class AdvisoryIndex:
                 modified=facts.modified,
                 members=tuple(members),
                 notes=tuple(dict.fromkeys(notes)),
+                fix_published=facts.fix_published.get(above) if above is not None else None,
             )
 
     def advisories_for(self, package: str) -> list[Advisory]:
