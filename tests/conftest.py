@@ -144,7 +144,9 @@ projects:
 """
 
 
-def token_headers(runtime: Runtime, role: str = "admin", projects: tuple[str, ...] = (), name: str | None = None) -> dict[str, str]:
+def token_headers(
+    runtime: Runtime, role: str = "admin", projects: tuple[str, ...] = (), name: str | None = None
+) -> dict[str, str]:
     """Create a token in the runtime's store and return the header that carries it."""
     from monitor.auth.model import Role
 

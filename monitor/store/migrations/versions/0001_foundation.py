@@ -124,9 +124,7 @@ def upgrade() -> None:
         sa.Column("labels_hash", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_series")),
-        sa.UniqueConstraint(
-            "project", "metric", "labels_hash", name=op.f("uq_series_project_metric_labels_hash")
-        ),
+        sa.UniqueConstraint("project", "metric", "labels_hash", name=op.f("uq_series_project_metric_labels_hash")),
     )
     with op.batch_alter_table("series", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_series_metric"), ["metric"], unique=False)
