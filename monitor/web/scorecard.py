@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, case, func, literal, select
 
 from monitor.config.models import MlmonConfig, ProjectConfig
 from monitor.core.matchers import Selector
@@ -36,13 +36,17 @@ from monitor.core.types import Labels
 from monitor.quality.config import SuccessTarget
 from monitor.quality.names import BASELINE_SUFFIX
 from monitor.spend.budget import BudgetStatus, combine
+from monitor.spend.ledger import source_states
 from monitor.spend.providers import SpendProvider
 from monitor.spend.report import ProjectSpend, report_periods
+from monitor.spend.sources import spend_sources
 from monitor.spend.tco import tco_rows
 from monitor.stack.advisories.severity import RANK
 from monitor.stack.config import SlaConfig
-from monitor.stack.view import OpenFinding, ProjectStack, project_views
+from monitor.stack.store import StackStore
+from monitor.stack.tables import stack_finding_events, stack_findings, stack_projects
 from monitor.store.alerts import AlertStore
+from monitor.store.columns import UtcDateTime
 from monitor.store.schema import series as series_table
 from monitor.store.store import Store
 
@@ -271,29 +275,82 @@ def quality_cell(project: ProjectConfig, reads: QualityReads) -> QualityCell:
 # --- spend --------------------------------------------------------------------------------------
 
 
-class _ConfigHolder:
+class _SpendReader:
+    """The spend family's provider for one database (it caches each source's days until the
+    source's data version changes or the day turns), and the spend cells worked out from them."""
+
     def __init__(self) -> None:
         self.config: MlmonConfig | None = None
+        self.provider = SpendProvider(self._config)
+        self.cells: dict[str, tuple[tuple[Any, ...], SpendCell]] = {}
+        self.last: tuple[tuple[Any, ...], Mapping[str, ProjectSpend]] | None = None
 
-    def get(self) -> MlmonConfig:
+    def _config(self) -> MlmonConfig:
         assert self.config is not None
         return self.config
 
 
-_PROVIDERS: weakref.WeakKeyDictionary[Engine, tuple[_ConfigHolder, SpendProvider]] = weakref.WeakKeyDictionary()
-_PROVIDERS_LOCK = threading.Lock()
+_READERS: weakref.WeakKeyDictionary[Engine, _SpendReader] = weakref.WeakKeyDictionary()
+_READERS_LOCK = threading.Lock()
 
 
-def read_spend(store: Store, config: MlmonConfig, ids: Iterable[str], now: datetime) -> Mapping[str, ProjectSpend]:
-    """The spend of the projects through the family's provider (its per-source cache is per database)."""
-    with _PROVIDERS_LOCK:
-        entry = _PROVIDERS.get(store.engine)
-        if entry is None:
-            holder = _ConfigHolder()
-            entry = _PROVIDERS[store.engine] = (holder, SpendProvider(holder.get))
-        holder, provider = entry
-        holder.config = config
-        return provider(store, frozenset(ids), now)
+def _reader(engine: Engine) -> _SpendReader:
+    with _READERS_LOCK:
+        reader = _READERS.get(engine)
+        if reader is None:
+            reader = _READERS[engine] = _SpendReader()
+        return reader
+
+
+def read_spend(store: Store, config: MlmonConfig, now: datetime) -> Mapping[str, ProjectSpend]:
+    """The spend of every configured project through the family's provider. Always all of them:
+    the provider caches per set of projects, and one set keeps its cache warm for every page.
+
+    The provider's answer is reused as it stands while what its cache depends on is unchanged:
+    the configuration, the day, and each spend source's state (currency, horizon, data version)."""
+    reader = _reader(store.engine)
+    states = source_states(store, spend_sources(config))
+    key = (config, now.date(), tuple(sorted(states.items())))
+    with _READERS_LOCK:
+        last = reader.last
+        if last is not None and last[0][0] is config and last[0][1:] == key[1:]:
+            return last[1]
+        reader.config = config
+        data = reader.provider(store, config.project_ids, now)
+        reader.last = (key, data)
+        return data
+
+
+def spend_cells(
+    store: Store, config: MlmonConfig, projects: Sequence[ProjectConfig], now: datetime
+) -> dict[str, SpendCell]:
+    """Each project's spend cell, worked out again only when its spend settings (a reload), the
+    days read from its sources (new data, a new day) or the minute change: a budget's forecast
+    costs ~0.1 ms a project, and the overview of a thousand projects is asked for often."""
+    data = read_spend(store, config, now)
+    reader = _reader(store.engine)
+    minute = now.replace(second=0, microsecond=0)
+    out: dict[str, SpendCell] = {}
+    fresh: dict[str, tuple[tuple[Any, ...], SpendCell]] = {}
+    with _READERS_LOCK:
+        known = dict(reader.cells)
+    for project in projects:
+        spend = data.get(project.id)
+        key = (project.spend, minute, *(spend.sources.values() if spend is not None else ()))
+        cached = known.get(project.id)
+        if (
+            cached is not None
+            and len(cached[0]) == len(key)
+            and all(a is b or a == b for a, b in zip(cached[0], key, strict=True))
+        ):
+            cell = cached[1]
+        else:
+            cell = spend_cell(spend, project, now)
+        out[project.id] = cell
+        fresh[project.id] = (key, cell)
+    with _READERS_LOCK:
+        reader.cells.update(fresh)
+    return out
 
 
 def _efficiency(data: ProjectSpend, today: date) -> float | None:
@@ -314,19 +371,19 @@ def spend_cell(data: ProjectSpend | None, project: ProjectConfig, now: datetime)
         return SpendCell(settings.currency_code, None, None, None, None, None, None, None, None, fixed, None, (),
                          Status.NONE)  # fmt: skip
     status: BudgetStatus | None = data.budget(now)
-    period = report_periods(settings, now, 1)[0]
     budget = settings.budget
-    sources = data.pick(data.counted)
-    total = combine(sources, data.currency, budget.cost if budget else "billed", "all", period.days)
-    tco = None
-    if total.by_source:
-        row = tco_rows([period], total.daily, {}, fixed, now, {}, {})[0]
-        tco = row.tco
     efficiency = _efficiency(data, now.date())
-    if status is None:
-        spent = math.fsum(v for d, v in total.daily.items() if period.contains(d)) if total.by_source else None
-        return SpendCell(data.currency, None, period.label, spent, None, None, None, None, tco, fixed, efficiency,
-                         tuple(data.problems + total.problems), Status.NONE)  # fmt: skip
+    if status is not None and budget is not None and budget.scope == "all":
+        # the budget's own daily spend is the TCO's measured part (same period, cost column, scope)
+        tco = tco_rows([status.period], status.daily, {}, fixed, now, {}, {})[0].tco if status.by_source else None
+    else:
+        period = report_periods(settings, now, 1)[0]
+        total = combine(data.pick(data.counted), data.currency, budget.cost if budget else "billed", "all", period.days)
+        tco = tco_rows([period], total.daily, {}, fixed, now, {}, {})[0].tco if total.by_source else None
+        if status is None:
+            spent = math.fsum(v for d, v in total.daily.items() if period.contains(d)) if total.by_source else None
+            return SpendCell(data.currency, None, period.label, spent, None, None, None, None, tco, fixed, efficiency,
+                             tuple(data.problems + total.problems), Status.NONE)  # fmt: skip
     outlook = status.forecast
     problems = tuple(status.problems)
     if problems or not status.by_source:
@@ -357,28 +414,90 @@ def spend_cell(data: ProjectSpend | None, project: ProjectConfig, now: datetime)
 # --- stack --------------------------------------------------------------------------------------
 
 
-def overdue(finding: OpenFinding, sla: SlaConfig, now: datetime) -> bool:
-    """A fix has been available for longer than the severity's SLA (affected, not ignored)."""
-    allowed = sla.for_rating(finding.severity)
-    if finding.ignored or finding.state != "affected" or finding.fix_available_at is None or allowed is None:
-        return False
-    return now > finding.fix_available_at + allowed
+@dataclass
+class StackReads:
+    """What the scorecard needs of the stack family: who was reconciled, and open findings counted."""
+
+    reconciled: set[str] = field(default_factory=set)
+    findings: dict[str, list[tuple[str, bool, int, int]]] = field(default_factory=dict)
+    """project -> (severity, ignored, open findings, overdue among them)."""
 
 
-def stack_cell(
-    view: ProjectStack | None, torch: tuple[str | None, str | None], sla: SlaConfig, now: datetime
-) -> StackCell:
-    if view is None:
+_STACK_READS: weakref.WeakKeyDictionary[Engine, tuple[tuple[Any, ...], StackReads]] = weakref.WeakKeyDictionary()
+
+
+def stack_version(engine: Engine) -> tuple[Any, ...]:
+    """Changes whenever a finding does: every change of a finding appends to its event log, and
+    every reconcile rewrites its projects' rows."""
+    with engine.connect() as conn:
+        event = conn.execute(select(func.max(stack_finding_events.c.id))).scalar()
+        latest, count = conn.execute(select(func.max(stack_projects.c.reconciled_at), func.count())).one()
+    return event, latest, count
+
+
+def read_stack(engine: Engine, ids: Sequence[str] | None, sla: SlaConfig, now: datetime) -> StackReads:
+    """`count_findings`, reused while the findings, the SLA policy, the projects asked for and the
+    minute (overdue is a matter of time) are the same."""
+    key = (stack_version(engine), sla, now.replace(second=0, microsecond=0), tuple(ids) if ids is not None else None)
+    with _READERS_LOCK:
+        cached = _STACK_READS.get(engine)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    reads = count_findings(engine, ids, sla, now)
+    with _READERS_LOCK:
+        _STACK_READS[engine] = (key, reads)
+    return reads
+
+
+def count_findings(engine: Engine, ids: Sequence[str] | None, sla: SlaConfig, now: datetime) -> StackReads:
+    """Open findings counted in SQL per project, severity and ignore, with the overdue ones among
+    them (affected, a fix available for longer than the severity's SLA): a few thousand rows for a
+    thousand projects, whatever the number of findings."""
+    reads = StackReads()
+    projects = select(stack_projects.c.project)
+    cutoffs = [(rating, now - allowed) for rating in SEVERITIES if (allowed := sla.for_rating(rating)) is not None]
+    late = and_(
+        stack_findings.c.state == "affected",
+        stack_findings.c.fix_available_at.is_not(None),
+        stack_findings.c.fix_available_at
+        < case(
+            *((stack_findings.c.severity == rating, literal(cutoff, UtcDateTime)) for rating, cutoff in cutoffs),
+            else_=None,
+        ),
+    )
+    findings = (
+        select(
+            stack_findings.c.project,
+            stack_findings.c.severity,
+            stack_findings.c.ignored,
+            func.count(),
+            func.sum(case((late, 1), else_=0)),
+        )
+        .where(stack_findings.c.resolved_at.is_(None))
+        .group_by(stack_findings.c.project, stack_findings.c.severity, stack_findings.c.ignored)
+    )
+    if ids is not None:
+        projects = projects.where(stack_projects.c.project.in_(list(ids)))
+        findings = findings.where(stack_findings.c.project.in_(list(ids)))
+    with engine.connect() as conn:
+        reads.reconciled = {str(p) for (p,) in conn.execute(projects)}
+        for project, severity, ignored, count, overdue in conn.execute(findings):
+            reads.findings.setdefault(project, []).append((severity, bool(ignored), int(count), int(overdue or 0)))
+    return reads
+
+
+def stack_cell(project: str, reads: StackReads, torch: tuple[str | None, str | None]) -> StackCell:
+    if project not in reads.reconciled:
         return StackCell(torch[0], torch[1], {}, 0, 0, False, Status.NONE)
     counts: dict[str, int] = {}
     ignored = late = 0
-    for finding in view.findings:
-        if finding.ignored:
-            ignored += 1
+    for severity, is_ignored, count, overdue in reads.findings.get(project, ()):
+        if is_ignored:
+            ignored += count
             continue
-        severity = finding.severity if finding.severity in SEVERITIES else "unknown"
-        counts[severity] = counts.get(severity, 0) + 1
-        late += overdue(finding, sla, now)
+        rating = severity if severity in SEVERITIES else "unknown"
+        counts[rating] = counts.get(rating, 0) + count
+        late += overdue
     if late or counts.get("critical"):
         status = Status.BAD
     elif counts:
@@ -390,8 +509,6 @@ def stack_cell(
 
 def torch_builds(engine: Engine, ids: Sequence[str] | None) -> dict[str, tuple[str | None, str | None]]:
     """project -> (torch version, variant) of its first inventory that has torch."""
-    from monitor.stack.store import StackStore
-
     out: dict[str, tuple[str | None, str | None]] = {}
     for row in StackStore(engine).inventory_rows(ids):
         if row.torch_version and row.project not in out:
@@ -449,12 +566,11 @@ def build_scorecards(
     ids = [p.id for p in projects]
     everyone = len(ids) == len(config.projects)
     quality = read_quality(store, projects, everyone)
-    spend = read_spend(store, config, ids, now)
+    spend = spend_cells(store, config, projects, now)
     scope = None if everyone else ids
-    views = project_views(store.engine, ids)
+    stack = read_stack(store.engine, scope, config.stack.sla, now)
     builds = torch_builds(store.engine, scope)
     alerts = alert_cells(store.engine)
-    sla = config.stack.sla
     cards = []
     for project in projects:
         q = quality_cell(project, quality)
@@ -465,8 +581,8 @@ def build_scorecards(
                 team=project.team,
                 owners=tuple(o.name for o in project.owners),
                 quality=q,
-                spend=spend_cell(spend.get(project.id), project, now),
-                stack=stack_cell(views.get(project.id), builds.get(project.id, (None, None)), sla, now),
+                spend=spend[project.id],
+                stack=stack_cell(project.id, stack, builds.get(project.id, (None, None))),
                 alerts=alerts.get(project.id, NO_ALERTS),
                 flags=red_flags(project, q),
             )

@@ -29,9 +29,9 @@ CHROMIUM_FLAGS = (
 )
 
 
-def make_world(tmp: Path, anonymous: str = "viewer") -> World:
+def make_world(tmp: Path, anonymous: str = "viewer", database_url: str | None = None) -> World:
     with peers() as (opencost_url, index_url):
-        return build_world(tmp, opencost_url, index_url, anonymous)
+        return build_world(tmp, opencost_url, index_url, anonymous, database_url)
 
 
 @pytest.fixture(scope="module")

@@ -201,7 +201,9 @@ def _push(client: TestClient, headers: dict[str, str], path: str, body: dict[str
     assert answer.status_code == 200, answer.text
 
 
-def build_world(tmp: Path, opencost_url: str, index_url: str, anonymous: str = "viewer") -> World:
+def build_world(
+    tmp: Path, opencost_url: str, index_url: str, anonymous: str = "viewer", database_url: str | None = None
+) -> World:
     require_pyarrow()
     for name, value in SECRETS.items():
         os.environ[name] = value
@@ -209,7 +211,8 @@ def build_world(tmp: Path, opencost_url: str, index_url: str, anonymous: str = "
     (tmp / "focus").mkdir(parents=True, exist_ok=True)
     config = tmp / "mlmon.yaml"
     config.write_text(config_text(tmp, opencost_url, index_url, anonymous))
-    runtime = Runtime.create(Settings(config=config, database_url=f"sqlite:///{tmp / 'mlmon.db'}"), clock=clock)
+    url = database_url or f"sqlite:///{tmp / 'mlmon.db'}"
+    runtime = Runtime.create(Settings(config=config, database_url=url), clock=clock)
     prepare_database(runtime)
     world = World(runtime, clock, tmp)
     _write(tmp, "churn", "torch==2.7.1\nrequests==2.32.3\n")
@@ -285,4 +288,3 @@ def peers() -> Iterator[tuple[str, str]]:
         opencost.route("/allocation", opencost_answer)
         PackageIndex(index, {"torch": torch_releases()})
         yield opencost.url(""), index.url("/simple")
-
