@@ -5,13 +5,11 @@ series (only the touched rules and projects are evaluated then).
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +21,7 @@ from alerts.state import new_instance, step, vanished
 from alerts.templates import render
 from monitor.config.models import MlmonConfig, ProjectConfig
 from monitor.core.clock import Clock
+from monitor.core.gc_pause import gc_paused
 from monitor.core.matchers import Selector
 from monitor.core.types import Event, SeriesKey, datetime_from_ms, ms_from_datetime
 from monitor.store.alerts import AlertStore
@@ -95,7 +94,7 @@ class AlertEngine:
     def evaluate(self, touched: set[tuple[str, str]] | None = None) -> EvalReport:
         """One evaluation cycle (of everything, or of the rules and projects an ingest touched)."""
         started = time.perf_counter()
-        with self._lock, _collector_paused():
+        with self._lock, gc_paused():
             report = self._evaluate(touched)
         report.seconds = time.perf_counter() - started
         if touched is None:
@@ -310,26 +309,6 @@ class AlertEngine:
             return next((e for e in by_project.get(project, ()) if e.ts_ms <= at), None)
 
         return latest_before
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one evaluation.
-
-    A full cycle builds a working set that lives for the whole cycle (every series read, its
-    points, one context and verdict per rule and project: hundreds of thousands of objects at
-    10,000 projects), so the young-generation collections promote it and a full collection of the
-    whole heap follows, typically once a cycle: about 30% of a 10,000-project cycle. Reference
-    counting frees the working set when the cycle ends; collection resumes then.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @dataclass

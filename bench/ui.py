@@ -236,7 +236,7 @@ def profile_scorecard(runtime: Runtime, now: datetime) -> None:
     parts: dict[str, float] = {}
     steps = {
         "quality reads": lambda: sc.read_quality(store, projects, True),
-        "spend reads (provider cache warm)": lambda: sc.read_spend(store, config, now),
+        "spend (memoised)": lambda: sc.read_spend(store, config, now),
         "stack reads": lambda: (
             sc.read_stack(store.engine, None, config.stack.sla, now),
             sc.torch_builds(store.engine, None),
@@ -303,7 +303,7 @@ def server(tmp: Path, config: Path, ready: bool) -> Iterator[str]:
         how = "mlmon serve --no-scheduler"
     else:
         command = [sys.executable, str(Path(__file__).resolve()), "--serve", str(config), database_url, listen]
-        how = "bench/ui.py --serve (create_app + the UI and reports routers; not wired into create_app yet)"
+        how = "bench/ui.py --serve: create_app + the routers it does not include yet (the UI, or reports)"
     env = {**os.environ, "MLMON_CONFIG": str(config), "MLMON_DATABASE_URL": database_url, "MLMON_LOG_LEVEL": "warning"}
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -332,6 +332,7 @@ def measure(base: str, admin: str, auditor: str, requests: int) -> dict[str, lis
     targets = {
         "overview GET /": ("/", admin, "text/html"),
         "audit GET /api/v1/reports/audit": ("/api/v1/reports/audit", auditor, "application/json"),
+        "overview, all rows ?per_page=1000": ("/?per_page=1000", admin, "text/html"),
     }
     timings: dict[str, list[float]] = {name: [] for name in targets}
     with httpx.Client(base_url=base, timeout=120) as client:
@@ -353,15 +354,22 @@ def measure(base: str, admin: str, auditor: str, requests: int) -> dict[str, lis
 
 
 def report(timings: dict[str, list[float]]) -> bool:
-    goals = {"overview GET /": OVERVIEW_GOAL_S, "audit GET /api/v1/reports/audit": AUDIT_GOAL_S}
+    goals: dict[str, float | None] = {
+        "overview GET /": OVERVIEW_GOAL_S,
+        "audit GET /api/v1/reports/audit": AUDIT_GOAL_S,
+        "overview, all rows ?per_page=1000": None,
+    }
     print(f"\n{'request':34} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'goal p95':>9}  verdict")
     ok = True
     for name, values in timings.items():
         p95 = percentile(values, 95)
-        met = p95 <= goals[name]
+        goal = goals[name]
+        met = goal is None or p95 <= goal
         ok &= met
+        verdict = "(figure only)" if goal is None else "met" if met else "MISSED"
+        target = f"{goal * 1000:>7.0f}ms" if goal is not None else f"{'-':>9}"
         print(f"{name:34} {len(values):>4} {statistics.median(values) * 1000:>8.0f} {p95 * 1000:>8.0f} "
-              f"{max(values) * 1000:>8.0f} {goals[name] * 1000:>7.0f}ms  {'met' if met else 'MISSED'}")  # fmt: skip
+              f"{max(values) * 1000:>8.0f} {target}  {verdict}")  # fmt: skip
     return ok
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 import pytest
 
 from monitor.core.durations import format_duration, parse_duration
+from monitor.core.gc_pause import gc_paused
 from monitor.core.matchers import Matcher, MatchOp, parse_matchers, parse_selector
 from monitor.core.naming import label_name_problem, labels_problem, metric_name_problem
 
@@ -124,3 +126,21 @@ def test_label_rules() -> None:
     assert labels_problem({f"l{i}": "v" for i in range(31)}) == ("labels", "31 labels; the limit is 30")
     field, why = labels_problem({"model": "x" * 2000}) or ("", "")
     assert field == "labels.model" and "1024" in why
+
+
+def test_gc_pauses_nest_and_the_last_one_out_restores_the_collector() -> None:
+    assert gc.isenabled()
+    outer = gc_paused()
+    outer.__enter__()
+    with gc_paused():  # e.g. an ingest during an evaluation cycle, in another thread
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the inner one leaving does not switch it back on under the outer
+    outer.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # restored to what it found: off
+    finally:
+        gc.enable()

@@ -16,6 +16,7 @@ from monitor.reports import api as reports_api
 from monitor.runtime import Runtime
 from monitor.spend import api as spend_api
 from monitor.stack import api as stack_api
+from monitor.web import routes as web_routes
 
 DESCRIPTION = """
 mlmon watches many ML projects and answers, per project: is the model still accurate, what does
@@ -33,5 +34,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Every other route reads at least; routes that change things ask for more themselves.
     for module in (samples, series, projects, settings, events, alerts, admin, stack_api, quality_api, spend_api):
         app.include_router(module.router, dependencies=[permit(Permission.READ)])
+    web_routes.install(app)  # the server-rendered UI: /, /projects/{id}, /alerts, /audit, /login
     app.add_middleware(RequestMetrics, telemetry=runtime.telemetry)
     return app

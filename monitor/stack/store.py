@@ -186,13 +186,22 @@ class StackStore:
 
     def content_revision(self) -> int | None:
         """The newest revision that changed any record (what matching results depend on)."""
+        stamp = self.content_stamp()
+        return stamp[0] if stamp is not None else None
+
+    def content_stamp(self) -> tuple[int, datetime] | None:
+        """(revision, when it was written) of the newest revision that changed any record.
+
+        Caches key on both: a revision number alone repeats after a database is restored from a
+        backup or emptied (identities restart), and would then name different records."""
         with self.engine.connect() as conn:
-            value = conn.execute(
-                select(func.max(stack_advisory_revisions.c.id)).where(
-                    or_(stack_advisory_revisions.c.added > 0, stack_advisory_revisions.c.changed > 0)
-                )
-            ).scalar()
-        return int(value) if value is not None else None
+            row = conn.execute(
+                select(stack_advisory_revisions.c.id, stack_advisory_revisions.c.at)
+                .where(or_(stack_advisory_revisions.c.added > 0, stack_advisory_revisions.c.changed > 0))
+                .order_by(stack_advisory_revisions.c.id.desc())
+                .limit(1)
+            ).first()
+        return (int(row[0]), row[1]) if row is not None else None
 
     def advisory_documents(self, revision: int | None = None) -> list[Mapping[str, Any]]:
         """Current records, or the records as they were at `revision`."""

@@ -53,18 +53,19 @@ Progress = Callable[[int, int], None]
 # --- the advisory index, cached per database revision --------------------------------------------
 
 _INDEX_LOCK = threading.Lock()
-_INDEX_CACHE: dict[str, tuple[int, AdvisoryIndex]] = {}
+_INDEX_CACHE: dict[str, tuple[tuple[int, datetime], AdvisoryIndex]] = {}
 
 
 def advisory_index(stack: StackStore) -> AdvisoryIndex | None:
     """The compiled index of the stored advisories (rebuilt only when the content revision moves)."""
-    revision = stack.content_revision()
-    if revision is None:
+    stamp = stack.content_stamp()
+    if stamp is None:
         return None
+    revision = stamp[0]
     key = stack.engine.url.render_as_string(hide_password=True)
     with _INDEX_LOCK:
         cached = _INDEX_CACHE.get(key)
-        if cached is not None and cached[0] == revision:
+        if cached is not None and cached[0] == stamp:
             return cached[1]
     advisories = []
     for doc in stack.advisory_documents():
@@ -74,7 +75,7 @@ def advisory_index(stack: StackStore) -> AdvisoryIndex | None:
             log.warning("stored advisory skipped: %s", exc)
     index = AdvisoryIndex(advisories, revision)
     with _INDEX_LOCK:
-        _INDEX_CACHE[key] = (revision, index)
+        _INDEX_CACHE[key] = (stamp, index)
     return index
 
 

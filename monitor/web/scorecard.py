@@ -36,15 +36,12 @@ from monitor.core.types import Labels
 from monitor.quality.config import SuccessTarget
 from monitor.quality.names import BASELINE_SUFFIX
 from monitor.spend.budget import BudgetStatus, combine
-from monitor.spend.ledger import source_states
 from monitor.spend.providers import SpendProvider
 from monitor.spend.report import ProjectSpend, report_periods
-from monitor.spend.sources import spend_sources
+from monitor.spend.sources import SpendSource, spend_sources
 from monitor.spend.tco import tco_rows
-from monitor.stack.advisories.severity import RANK
 from monitor.stack.config import SlaConfig
-from monitor.stack.store import StackStore
-from monitor.stack.tables import stack_finding_events, stack_findings, stack_projects
+from monitor.stack.tables import stack_finding_events, stack_findings, stack_inventories, stack_projects
 from monitor.store.alerts import AlertStore
 from monitor.store.columns import UtcDateTime
 from monitor.store.schema import series as series_table
@@ -302,15 +299,27 @@ def _reader(engine: Engine) -> _SpendReader:
         return reader
 
 
+def spend_runs(store: Store, sources: Sequence[SpendSource]) -> tuple[tuple[str, Any], ...]:
+    """(source ref, (successful runs, last one)) of each spend source: only their projects' states are read."""
+    refs = {s.ref for s in sources}
+    runs: dict[str, Any] = dict.fromkeys(refs)
+    for project in sorted({s.project for s in sources}):
+        for status in store.sources.statuses(project):
+            ref = f"{status.project}/{status.source}"
+            if ref in refs:
+                runs[ref] = (status.runs_total - status.failures_total, status.last_success_at)
+    return tuple(sorted(runs.items()))
+
+
 def read_spend(store: Store, config: MlmonConfig, now: datetime) -> Mapping[str, ProjectSpend]:
     """The spend of every configured project through the family's provider. Always all of them:
     the provider caches per set of projects, and one set keeps its cache warm for every page.
 
-    The provider's answer is reused as it stands while what its cache depends on is unchanged:
-    the configuration, the day, and each spend source's state (currency, horizon, data version)."""
+    The provider's answer is reused as it stands while the configuration, the day and each spend
+    source's last successful run are the same: a source's stored days (and the checkpoint that
+    versions them) only change in a successful run."""
     reader = _reader(store.engine)
-    states = source_states(store, spend_sources(config))
-    key = (config, now.date(), tuple(sorted(states.items())))
+    key = (config, now.date(), spend_runs(store, spend_sources(config)))
     with _READERS_LOCK:
         last = reader.last
         if last is not None and last[0][0] is config and last[0][1:] == key[1:]:
@@ -346,10 +355,11 @@ def spend_cells(
             cell = cached[1]
         else:
             cell = spend_cell(spend, project, now)
+            fresh[project.id] = (key, cell)  # only what changed: few objects survive a request
         out[project.id] = cell
-        fresh[project.id] = (key, cell)
-    with _READERS_LOCK:
-        reader.cells.update(fresh)
+    if fresh:
+        with _READERS_LOCK:
+            reader.cells.update(fresh)
     return out
 
 
@@ -509,10 +519,17 @@ def stack_cell(project: str, reads: StackReads, torch: tuple[str | None, str | N
 
 def torch_builds(engine: Engine, ids: Sequence[str] | None) -> dict[str, tuple[str | None, str | None]]:
     """project -> (torch version, variant) of its first inventory that has torch."""
+    query = (
+        select(stack_inventories.c.project, stack_inventories.c.torch_version, stack_inventories.c.torch_variant)
+        .where(stack_inventories.c.torch_version.is_not(None))
+        .order_by(stack_inventories.c.project, stack_inventories.c.source)
+    )
+    if ids is not None:
+        query = query.where(stack_inventories.c.project.in_(list(ids)))
     out: dict[str, tuple[str | None, str | None]] = {}
-    for row in StackStore(engine).inventory_rows(ids):
-        if row.torch_version and row.project not in out:
-            out[row.project] = (row.torch_version, row.torch_variant)
+    with engine.connect() as conn:
+        for project, version, variant in conn.execute(query):
+            out.setdefault(project, (version, variant))
     return out
 
 
@@ -588,24 +605,3 @@ def build_scorecards(
             )
         )
     return cards
-
-
-def severity_rank(severity: str) -> int:
-    return RANK.get(severity, 0)
-
-
-def describe(cell: Any) -> str:
-    """A short plain-text reason for a cell's status (titles and screen readers)."""
-    if isinstance(cell, QualityCell):
-        if cell.target is None:
-            return "no success target declared"
-        if cell.value is None:
-            return f"no value of {cell.target.metric} yet"
-        return f"{cell.target}: newest {cell.value:.4g} ({'met' if cell.met else 'missed'})"
-    if isinstance(cell, SpendCell):
-        if cell.budget is None:
-            return "no budget"
-        if cell.problems:
-            return "; ".join(cell.problems)
-        return f"spent {cell.spent or 0:,.0f} of {cell.budget:,.0f} {cell.currency}"
-    return ""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 
 from collectors.http import HttpFactory
 from monitor.core.errors import SourceError, SourceUnavailable
@@ -19,6 +20,10 @@ from monitor.stack.advisories.osv_api import fetch_records, list_records
 from monitor.stack.package_index import configured_index, fetch_history, pip_default_index
 from monitor.stack.releases import ReleaseHistory, staleness
 from monitor.stack.scan import load_advisories
+from monitor.stack.store import StackStore
+from monitor.stack.sync import advisory_index
+from monitor.stack.tables import stack_advisories, stack_advisory_revisions
+from monitor.store.db import make_engine
 from tests.stack.support import OsvApi, PackageIndex
 from tests.support.http_server import Answer, LocalHttpServer
 from tests.support.peers import free_port
@@ -172,3 +177,29 @@ def test_yanked_and_unknown_versions(releases: dict[str, Any]) -> None:
     assert staleness(history, "not-a-version") is None
     other = staleness(ReleaseHistory.from_doc("numpy", {"1.0": {"upload_time": None}}), "0.9")
     assert other is not None and other.minor_supported is None
+
+
+def test_the_compiled_index_is_not_reused_when_revision_numbers_repeat(db_url: str, osv_dir: Path) -> None:
+    """A database emptied or restored from a backup numbers its revisions from 1 again: the
+    process-wide index cache must notice that revision 1 now holds other records."""
+    loaded = load_offline(osv_dir).advisories
+    torch = [a for a in loaded if any(x.name == "torch" for x in a.affected)]
+    pillow = [a for a in loaded if any(x.name == "pillow" for x in a.affected)]
+    engine = make_engine(db_url)
+    try:
+        stack = StackStore(engine)
+        first = stack.import_advisories(torch, feed="import", source="torch", now=NOW)
+        before = advisory_index(stack)
+        assert before is not None and "torch" in before.packages and "pillow" not in before.packages
+        with engine.begin() as conn:
+            conn.execute(delete(stack_advisories))
+            conn.execute(delete(stack_advisory_revisions))
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ALTER SEQUENCE stack_advisory_revisions_id_seq RESTART WITH 1")
+        again = stack.import_advisories(pillow, feed="import", source="pillow", now=datetime(2026, 11, 21, tzinfo=UTC))
+        assert again.revision == first.revision  # the number repeats ...
+        after = advisory_index(stack)
+        assert after is not None and "pillow" in after.packages and "torch" not in after.packages  # ... the index moves
+    finally:
+        engine.dispose()

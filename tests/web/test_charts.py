@@ -25,7 +25,8 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def parse(markup: str) -> ET.Element:
-    return ET.fromstring(markup.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1))
+    text = str(markup)  # a Markup's own replace() would escape the replacement
+    return ET.fromstring(text.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1))
 
 
 def by_class(root: ET.Element, name: str) -> list[ET.Element]:
@@ -71,7 +72,7 @@ def test_a_time_chart_draws_lines_references_markers_inside_its_window() -> None
     assert target.get("data-value") == "0.92"
     assert len(by_class(root, "marker-version")) == 1 and not by_class(root, "marker-drift")  # outside: left out
     # the newest, highest point is drawn above (smaller y than) the first one
-    coords = [c for c in path.get("d", "").replace("M", " ").replace("L", " ").split()]
+    coords = path.get("d", "").replace("M", " ").replace("L", " ").split()
     first_y, last_y = float(coords[0].split(",")[1]), float(coords[-1].split(",")[1])
     assert last_y < first_y
 

@@ -48,7 +48,8 @@ CARDS = [
 def test_sorting_puts_projects_without_a_value_last_either_way() -> None:
     assert [c.project for c in order(CARDS, "spend", True)] == ["beta", "alpha", "delta", "gamma"]
     assert [c.project for c in order(CARDS, "spend", False)] == ["alpha", "delta", "beta", "gamma"]
-    assert [c.project for c in order(CARDS, "torch", False)] == ["beta", "delta", "alpha", "gamma"]  # versions, not text
+    # by version, not text
+    assert [c.project for c in order(CARDS, "torch", False)] == ["beta", "delta", "alpha", "gamma"]
     assert [c.project for c in order(CARDS, "health", True)][0] == "gamma"
     assert [c.project for c in order(CARDS, "alerts", True)][0] == "gamma"
 

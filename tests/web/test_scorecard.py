@@ -108,5 +108,7 @@ def test_the_scorecard_follows_new_data(tmp_path: Path) -> None:
     assert SourceRunner(store, world.clock, HttpFactory(timeout=10)).run(deps).ok
     assert not tick(store, runtime.config, later, HttpFactory(timeout=10), {}, refresh=False).reconcile.errors
     upgraded = cards(world, later)["churn"].stack
-    assert upgraded.torch == "2.10.0" and upgraded.overdue == 0 and upgraded.open_total < before["churn"].stack.open_total
+    assert (
+        upgraded.torch == "2.10.0" and upgraded.overdue == 0 and upgraded.open_total < before["churn"].stack.open_total
+    )
     store.close()

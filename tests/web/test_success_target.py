@@ -37,9 +37,9 @@ def test_a_declared_target_is_read_and_judged() -> None:
         ("{metric: accuracy_examples, target: 0.9}", "projects[0].quality.success.metric", "not its examples"),
         ("{metric: Accuracy, target: 0.9}", "projects[0].quality.success.metric", "Accuracy"),
         ("{metric: accuracy, target: .nan}", "projects[0].quality.success.target", "finite number"),
-        ("{metric: accuracy}", "projects[0].quality.success.target", "Field required"),
+        ("{metric: accuracy}", "projects[0].quality.success.target", "required field is missing"),
         ("{metric: accuracy, target: 0.9, labels: {project: x}}", "projects[0].quality.success.labels", "reserved"),
-        ("{metric: accuracy, target: 0.9, goal: 1}", "projects[0].quality.success.goal", "Extra inputs"),
+        ("{metric: accuracy, target: 0.9, goal: 1}", "projects[0].quality.success.goal", "unknown key 'goal'"),
     ],
 )
 def test_a_bad_target_is_refused_with_its_line_and_field(success: str, where: str, words: str) -> None:
