@@ -13,9 +13,7 @@ The data is made through the families' own code paths on a SQLite file:
 - alerts: one threshold rule, evaluated once by the alert engine (~5% of projects firing);
 - owners (none, one or two), success targets and budgets vary, so every red flag occurs.
 
-Then a real server: `mlmon serve --no-scheduler` when the app already serves the UI and the
-reports API, else this file in `--serve` mode (the same runtime and app, with the UI router and
-the reports router included as the lead's wiring will do). After warm-up requests, REQUESTS
+Then a real server, `mlmon serve --no-scheduler` on that file. After warm-up requests, REQUESTS
 requests alternate between the overview page (`GET /`, an admin token, 100 rows of the 1,000
 sorted by health) and the audit report (`GET /api/v1/reports/audit`, JSON, an auditor token):
 p50 / p95 / max of each side by side. Goals: overview p95 <= 300 ms, audit report p95 <= 2 s.
@@ -173,9 +171,8 @@ def package_index() -> Iterator[str]:
         yield server.url("/simple")
 
 
-def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str, bool]:
-    """The data set; returns the configuration file, an admin token, an auditor token and whether
-    `mlmon serve` serves the UI and the reports API already."""
+def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str]:
+    """The data set; returns the configuration file, an admin token and an auditor token."""
     start = now - timedelta(days=WEEKS * 7)
     clock = FrozenClock(start)
     with package_index() as index_url:
@@ -219,9 +216,8 @@ def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str, bool]:
     admin, _ = runtime.store.tokens.create("bench-admin", Role.ADMIN, (), "bench", now)
     auditor, _ = runtime.store.tokens.create("bench-auditor", Role.AUDITOR, (), "bench", now)
     profile_scorecard(runtime, now)
-    ready = wired(runtime)
     runtime.store.close()
-    return config, admin, auditor, ready
+    return config, admin, auditor
 
 
 def profile_scorecard(runtime: Runtime, now: datetime) -> None:
@@ -262,48 +258,13 @@ def profile_scorecard(runtime: Runtime, now: datetime) -> None:
 # --- the server ------------------------------------------------------------------------------------
 
 
-def wired(runtime: Runtime) -> bool:
-    """Whether `create_app` already serves the UI and the reports API (the lead's wiring)."""
-    from monitor.api.app import create_app
-
-    paths = {getattr(r, "path", None) for r in create_app(runtime).routes}
-    return "/login" in paths and "/api/v1/reports/audit" in paths
-
-
-def serve(config: str, database_url: str, listen: str) -> None:
-    """`mlmon serve --no-scheduler`, with the UI and reports routers included where create_app lacks them."""
-    import uvicorn
-
-    from monitor.api.app import create_app
-    from monitor.auth.deps import permit
-    from monitor.auth.model import Permission
-    from monitor.reports import api as reports_api
-    from monitor.web.routes import install
-
-    settings = Settings(config=Path(config), database_url=database_url, listen=listen)
-    runtime = Runtime.create(settings)
-    prepare_database(runtime)
-    app = create_app(runtime)
-    paths = {getattr(r, "path", None) for r in app.routes}
-    if "/login" not in paths:
-        install(app)
-    if "/api/v1/reports/audit" not in paths:
-        app.include_router(reports_api.router, dependencies=[permit(Permission.READ)])
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
-
-
 @contextmanager
-def server(tmp: Path, config: Path, ready: bool) -> Iterator[str]:
+def server(tmp: Path, config: Path) -> Iterator[str]:
     from tests.support.peers import free_port, wait_until
 
     listen = f"127.0.0.1:{free_port()}"
     database_url = f"sqlite:///{tmp / 'mlmon.db'}"
-    if ready:
-        command = [sys.executable, "-m", "monitor", "serve", "--no-scheduler", "--listen", listen]
-        how = "mlmon serve --no-scheduler"
-    else:
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve", str(config), database_url, listen]
-        how = "bench/ui.py --serve: create_app + the routers it does not include yet (the UI, or reports)"
+    command = [sys.executable, "-m", "monitor", "serve", "--no-scheduler", "--listen", listen]
     env = {**os.environ, "MLMON_CONFIG": str(config), "MLMON_DATABASE_URL": database_url, "MLMON_LOG_LEVEL": "warning"}
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -311,7 +272,7 @@ def server(tmp: Path, config: Path, ready: bool) -> Iterator[str]:
     try:
         wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 120, interval=0.2,
                    what="the server to be ready")  # fmt: skip
-        print(f"server: {how}, pid {proc.pid}", flush=True)
+        print(f"server: mlmon serve --no-scheduler, pid {proc.pid}", flush=True)
         yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -374,9 +335,6 @@ def report(timings: dict[str, list[float]]) -> bool:
 
 
 def main() -> int:
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
-        serve(*sys.argv[2:])
-        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=100)
@@ -391,9 +349,9 @@ def main() -> int:
     try:
         print(f"building {args.projects} projects with {WEEKS * 7} days of data in {tmp}", flush=True)
         began = time.perf_counter()
-        config, admin, auditor, ready = build(tmp, args.projects, now)
+        config, admin, auditor = build(tmp, args.projects, now)
         print(f"built in {time.perf_counter() - began:.0f} s", flush=True)
-        with server(tmp, config, ready) as base:
+        with server(tmp, config) as base:
             timings = measure(base, admin, auditor, args.requests)
         ok = report(timings)
         (tmp / "timings.json").write_text(json.dumps(timings))
