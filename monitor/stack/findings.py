@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from itertools import compress
+from operator import attrgetter
 from typing import Any
 
 from packaging.version import Version
@@ -155,15 +157,17 @@ def find(
     now: datetime | None = None,
     histories: Mapping[str, ReleaseHistory] | None = None,
 ) -> list[Finding]:
-    """Every vulnerability affecting (or undetermined for) the inventory's packages."""
+    """Every vulnerability affecting (or undetermined for) the inventory's packages, by package,
+    then most severe first."""
     cache = _cache(index, histories)
-    known = index.packages
+    packages = inventory.packages
+    # Most of an environment's packages have no advisory at all: pick the few that do without a
+    # Python-level step per package (compress, map and the set's own __contains__ run in C).
+    relevant = compress(packages, map(index.packages.__contains__, map(_NAME, packages)))
     seen: set[tuple[str, str]] = set()
     per_package: dict[str, list[tuple[Finding, ...]]] = {}
-    for pkg in inventory.packages:
+    for pkg in relevant:
         name = pkg.name
-        if name not in known:
-            continue
         key = (name, pkg.version)
         if key in seen:
             continue
@@ -171,21 +175,29 @@ def find(
         found = cache.get(key)
         if found is None:
             history = histories.get(name) if histories else None
-            found = tuple(_finding(name, (m,), history) for m in index.match(name, pkg.version))
-            cache[key] = found
+            made = [_finding(name, (m,), history) for m in index.match(name, pkg.version)]
+            found = cache[key] = tuple(sorted(made, key=_severity_order))
         if found:
             per_package.setdefault(name, []).append(found)
     results: list[Finding] = []
-    for name, groups in per_package.items():
+    for name in sorted(per_package):
+        groups = per_package[name]
         if len(groups) == 1:
             results.extend(groups[0])
         else:
-            results.extend(_merge_versions(name, groups, histories.get(name) if histories else None))
+            merged = _merge_versions(name, groups, histories.get(name) if histories else None)
+            results.extend(sorted(merged, key=_severity_order))
     active = [r for r in ignores if now is None or r.active(now)]
     if active:
         results = [_ignored(f, active, project) for f in results]
-    results.sort(key=lambda f: (f.package, -RANK[f.rating], f.key))
     return results
+
+
+_NAME = attrgetter("name")
+
+
+def _severity_order(finding: Finding) -> tuple[int, str]:
+    return (-RANK[finding.rating], finding.key)
 
 
 _NO_HISTORY = object()
