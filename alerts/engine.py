@@ -206,7 +206,7 @@ class AlertEngine:
         if not any(rule.kind.uses_sources for rule, _ in plan):
             return {}
         out: dict[str, list[SourceStatus]] = defaultdict(list)
-        for status in self.store.sources.statuses():
+        for status in self.store.sources.statuses(checkpoints=False):
             out[status.project].append(status)
         return out
 

@@ -50,7 +50,15 @@ from sqlalchemy import func, select
 
 from alerts.engine import AlertEngine
 from alerts.kinds import REGISTRY as RULE_KINDS
-from bench.support import admin_token, mlmon_serve, percentile, postgres_databases, progress, table
+from bench.support import (
+    admin_token,
+    mlmon_serve,
+    percentile,
+    postgres_databases,
+    print_machine_speed,
+    progress,
+    table,
+)
 from monitor.config.loader import load_config
 from monitor.config.models import MlmonConfig
 from monitor.core.clock import SystemClock
@@ -560,6 +568,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    print_machine_speed("machine before the run")
     workdir = Path(tempfile.mkdtemp(prefix="mlmon-bench-alerts-"))
     cycles: list[CycleResult] = []
     e2e: E2EResult | None = None
@@ -581,6 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report_cycles(args, cycles)
         if e2e is not None:
             report_e2e(args, e2e)
+        print_machine_speed("machine after the run")
         if args.keep:
             print(f"\nkept {workdir}")
         else:

@@ -51,6 +51,7 @@ from bench.support import (
     mlmon_serve,
     percentile,
     postgres_databases,
+    print_machine_speed,
     progress,
     table,
     verdict,
@@ -436,6 +437,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    print_machine_speed("machine before the run")
     workdir = Path(tempfile.mkdtemp(prefix="mlmon-bench-"))
     config = workdir / "mlmon.yaml"
     write_config(config, args.series)
@@ -460,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.append(bench_database("postgresql", server_url, core_url, config, workdir, bodies, data))
     query = None if args.skip_query else bench_query(workdir, config, args.query_samples, args.query_requests)
     ok = report(args, results, query)
+    print_machine_speed("machine after the run")
     if args.keep:
         print(f"\nkept {workdir}")
     else:

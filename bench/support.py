@@ -129,3 +129,28 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: in
 
 def verdict(met: bool) -> str:
     return "MET" if met else "NOT MET"
+
+
+def _reference_work() -> float:
+    """Dict building, float arithmetic and a keyed sort: the kind of work the service does per row."""
+    values = {f"k{i}": i * 0.5 for i in range(200_000)}
+    ordered = sorted(values.items(), key=lambda kv: -kv[1])
+    return ordered[0][1] + sum(values.values())
+
+
+def machine_speed(repeat: int = 5) -> float:
+    """Seconds of a fixed pure-Python workload, best of `repeat`.
+
+    The goals stated in seconds were set on a 2-core machine whose speed drifts from day to day
+    (shared hosts): printing this beside the figures tells two runs' machines apart, so an absolute
+    figure can be read against the speed it was measured at."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        _reference_work()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def print_machine_speed(label: str = "machine") -> None:
+    print(f"{label}: reference pure-Python workload {machine_speed() * 1000:.0f} ms (best of 5; bench/support.py)")

@@ -46,6 +46,7 @@ if str(REPO) not in sys.path:
 
 import httpx  # noqa: E402
 
+from bench.support import print_machine_speed  # noqa: E402
 from collectors.http import HttpFactory  # noqa: E402
 from monitor.auth.changes import Change  # noqa: E402
 from monitor.auth.model import Role  # noqa: E402
@@ -354,6 +355,7 @@ def main() -> int:
         with server(tmp, config) as base:
             timings = measure(base, admin, auditor, args.requests)
         ok = report(timings)
+        print_machine_speed()
         (tmp / "timings.json").write_text(json.dumps(timings))
         return 0 if ok else 1
     finally:

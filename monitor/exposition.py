@@ -86,7 +86,7 @@ class StoreCollector:
             "mlmon_source_run_duration_seconds", "Duration of the source's runs", labels=SOURCE_LABELS
         )
         failures = CounterMetricFamily("mlmon_source_failures", "Failed runs of the source", labels=SOURCE_LABELS)
-        for s in self.store.sources.statuses():
+        for s in self.store.sources.statuses(checkpoints=False):
             labels = [s.project, s.source, s.kind]
             up.add_metric(labels, 1.0 if s.up else 0.0)
             if s.last_success_at is not None:

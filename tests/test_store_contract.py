@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -139,3 +140,17 @@ def test_source_runs_and_state(store: Store) -> None:
     store.sources.record(RunRecord("churn", "eval", "http_json", t + timedelta(minutes=3), 0.1, "ok"))
     status = store.sources.status("churn", "eval")
     assert status is not None and status.consecutive_failures == 0 and status.up
+
+
+def test_statuses_without_checkpoints_keep_every_other_field(store: Store) -> None:
+    t = datetime(2026, 11, 25, 8, tzinfo=UTC)
+    store.sources.record(RunRecord("churn", "eval", "http_json", t, 0.5, "ok"), {"files": {"a.csv": 1}})
+    store.sources.record(RunRecord("churn", "eval", "http_json", t + timedelta(minutes=1), 0.2, "failed", "boom"))
+    store.sources.record(RunRecord("vision", "bill", "focus", t, 0.1, "ok"))
+    full = store.sources.statuses()
+    light = store.sources.statuses(checkpoints=False)
+    assert [(s.project, s.source) for s in full] == [("churn", "eval"), ("vision", "bill")]
+    assert full[0].checkpoint == {"files": {"a.csv": 1}} and full[0].last_run_at == t + timedelta(minutes=1)
+    assert full[0].last_success_at is not None and full[0].last_success_at.tzinfo is not None
+    assert [s.checkpoint for s in light] == [None, None]
+    assert [replace(s, checkpoint=None) for s in full] == light

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from itertools import starmap
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, null, select, update
 
 from monitor.store.db import write_tx
 from monitor.store.schema import source_runs, source_state
@@ -54,6 +55,10 @@ class SourceStatus:
     @property
     def up(self) -> bool:
         return self.last_outcome == "ok"
+
+
+_STATUS_COLUMNS = tuple(f.name for f in fields(SourceStatus))
+"""source_state's columns in SourceStatus's field order."""
 
 
 class SourceStore:
@@ -121,30 +126,20 @@ class SourceStore:
                 )
             )
 
-    def statuses(self, project: str | None = None) -> list[SourceStatus]:
-        query = select(source_state).order_by(source_state.c.project, source_state.c.source)
+    def statuses(self, project: str | None = None, *, checkpoints: bool = True) -> list[SourceStatus]:
+        """Every source's state (of `project`), ordered by project and source. Without
+        `checkpoints`, `checkpoint` is None: the alert engine reads all sources every cycle and
+        needs none of them, and decoding their JSON was a fifth of the read."""
+        columns = [
+            null().label(name) if name == "checkpoint" and not checkpoints else source_state.c[name]
+            for name in _STATUS_COLUMNS
+        ]
+        query = select(*columns).order_by(source_state.c.project, source_state.c.source)
         if project is not None:
             query = query.where(source_state.c.project == project)
         with self.engine.connect() as conn:
-            return [
-                SourceStatus(
-                    project=r.project,
-                    source=r.source,
-                    kind=r.kind,
-                    first_run_at=r.first_run_at,
-                    last_run_at=r.last_run_at,
-                    last_success_at=r.last_success_at,
-                    last_outcome=r.last_outcome,
-                    last_error=r.last_error,
-                    last_duration_seconds=r.last_duration_seconds,
-                    consecutive_failures=r.consecutive_failures,
-                    runs_total=r.runs_total,
-                    failures_total=r.failures_total,
-                    run_seconds_total=r.run_seconds_total,
-                    checkpoint=r.checkpoint,
-                )
-                for r in conn.execute(query)
-            ]
+            # positional rows in field order: building by attribute name cost more than the query
+            return list(starmap(SourceStatus, conn.execute(query).fetchall()))
 
     def status(self, project: str, source: str) -> SourceStatus | None:
         for status in self.statuses(project):
