@@ -131,15 +131,16 @@ def _findings(
     e = stack_finding_events.c
     events: dict[int, list[FindingEvent]] = {}
     query = _with_projects(
-        select(e.finding_id, e.at, e.kind, e.detail)
+        select(e.finding_id, raw(e.at), e.kind, json_text(e.detail))
         .join(stack_findings, f.id == e.finding_id)
         .where(scope, e.kind.in_(REPLAYED_EVENTS))
         .order_by(e.finding_id, e.at, e.id),
         f.project,
         wanted,
     )
+    # raw values through the decoder: the same change (a re-scored advisory) repeats across projects
     for finding_id, at, kind, detail in conn.execute(query).all():
-        events.setdefault(finding_id, []).append(FindingEvent(at, kind, detail or {}))
+        events.setdefault(finding_id, []).append(FindingEvent(decoder.required(at), kind, decoder.document(detail)))
     columns = [
         f.id, f.project, f.package, f.vuln_id, json_text(f.ids), json_text(f.versions), f.variant, f.state, f.severity,
         f.score, f.summary, f.fixed_in, raw(f.fix_available_at), raw(f.published), raw(f.exposed_since),

@@ -9,7 +9,9 @@ decoding each distinct value once is several times faster than the column types'
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import String, Text, cast, type_coerce
@@ -27,11 +29,13 @@ def json_text(column: ColumnElement[Any]) -> Label[Any]:
 
 
 class Decoder:
-    """Decodes raw values to aware UTC datetimes and tuples of strings, caching each distinct value."""
+    """Decodes raw values to aware UTC datetimes, tuples of strings and JSON objects, caching each
+    distinct value."""
 
     def __init__(self) -> None:
         self._moments: dict[Any, datetime] = {}
         self._lists: dict[str, tuple[str, ...]] = {}
+        self._documents: dict[str, Mapping[str, Any]] = {}
 
     def moment(self, value: Any) -> datetime | None:
         if value is None:
@@ -60,3 +64,15 @@ class Decoder:
                 found = self._lists[value] = tuple(str(v) for v in decoded or ())
             return found
         return tuple(str(v) for v in value)
+
+    def document(self, value: Any) -> Mapping[str, Any]:
+        """A JSON object column (NULL: empty). Read-only, because equal texts share one decoded value."""
+        if value is None:
+            return MappingProxyType({})
+        if not isinstance(value, str):
+            return MappingProxyType(dict(value))
+        found = self._documents.get(value)
+        if found is None:
+            decoded = json.loads(value)
+            found = self._documents[value] = MappingProxyType(decoded if isinstance(decoded, dict) else {})
+        return found
