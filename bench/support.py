@@ -138,7 +138,10 @@ def _reference_work() -> float:
     return ordered[0][1] + sum(values.values())
 
 
-def machine_speed(repeat: int = 5) -> float:
+REFERENCE_REPEAT = 5
+
+
+def machine_speed(repeat: int = REFERENCE_REPEAT) -> float:
     """Seconds of a fixed pure-Python workload, best of `repeat`.
 
     The goals stated in seconds were set on a 2-core machine whose speed drifts from day to day
@@ -153,4 +156,6 @@ def machine_speed(repeat: int = 5) -> float:
 
 
 def print_machine_speed(label: str = "machine") -> None:
-    print(f"{label}: reference pure-Python workload {machine_speed() * 1000:.0f} ms (best of 5; bench/support.py)")
+    seconds = machine_speed()
+    where = f"best of {REFERENCE_REPEAT}; bench/support.py"
+    print(f"{label}: reference pure-Python workload {seconds * 1000:.0f} ms ({where})")

@@ -28,6 +28,9 @@ def json_text(column: ColumnElement[Any]) -> Label[Any]:
     return cast(column, Text).label(column.key or "value")
 
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 class Decoder:
     """Decodes raw values to aware UTC datetimes, tuples of strings and JSON objects, caching each
     distinct value."""
@@ -68,7 +71,7 @@ class Decoder:
     def document(self, value: Any) -> Mapping[str, Any]:
         """A JSON object column (NULL: empty). Read-only, because equal texts share one decoded value."""
         if value is None:
-            return MappingProxyType({})
+            return _EMPTY
         if not isinstance(value, str):
             return MappingProxyType(dict(value))
         found = self._documents.get(value)
