@@ -255,3 +255,43 @@ def test_a_failing_rule_does_not_stop_the_others(world: World) -> None:
     report = engine.evaluate()
     assert set(report.failures) == {"boom/churn", "boom/vision"} and "kaboom" in report.failures["boom/churn"]
     assert [a.rule for a in world.alerts()] == ["spend-high"]
+
+
+WINDOWED = """
+projects:
+  - id: churn
+rules:
+  - name: spend-avg-high
+    kind: threshold
+    params: {metric: gpu_spend_usd, op: ">", value: 100, over: 1h, agg: avg}
+  - name: accuracy-worst-low
+    kind: threshold
+    params: {metric: accuracy, op: "<", value: 0.8, over: 30m, agg: min, no_data_after: 20m}
+"""
+
+
+def test_windowed_thresholds_read_the_aggregate_from_the_database(
+    make_runtime: RuntimeFactory, db_url: str, clock: FrozenClock
+) -> None:
+    runtime = make_runtime(WINDOWED, database_url=db_url, clock=clock)
+    engine = AlertEngine(runtime.store, clock, REGISTRY, lambda: runtime.config)
+    now = ms_from_datetime(clock.now())
+    spend, acc = SeriesKey("churn", "gpu_spend_usd", ()), SeriesKey("churn", "accuracy", ())
+    minute = 60_000
+    # spend in the last hour: 40, 130, 160 (avg 110); 500 at 61 minutes ago is outside the window
+    runtime.store.samples.append(
+        [Sample(spend, now - m * minute, v) for m, v in ((61, 500), (50, 40), (20, 130), (0, 160))]
+    )
+    # accuracy: worst 0.7 within 30 minutes, newest 25 minutes ago (past no_data_after: no data)
+    runtime.store.samples.append([Sample(acc, now - m * minute, v) for m, v in ((40, 0.1), (29, 0.7), (25, 0.95))])
+    engine.evaluate()
+    by_rule = {a.rule: a for a in AlertStore(runtime.store.engine).list()}
+    assert set(by_rule) == {"spend-avg-high"}, "accuracy has no data (newest point 25 min old), so no alert"
+    assert by_rule["spend-avg-high"].state is AlertState.FIRING
+    assert by_rule["spend-avg-high"].value == pytest.approx(110.0)
+
+    runtime.store.samples.append([Sample(acc, now, 0.9)])  # fresh data; the window's worst is 0.7
+    report = engine.evaluate({("churn", "accuracy")})  # after an ingest: the same reads, one project
+    assert report.rules == 1
+    alert = next(a for a in AlertStore(runtime.store.engine).list() if a.rule == "accuracy-worst-low")
+    assert alert.state is AlertState.FIRING and alert.value == pytest.approx(0.7)

@@ -61,6 +61,31 @@ def test_latest_and_latest_all(store: Store) -> None:
 
 
 @pytest.mark.parametrize(
+    ("reduce", "expected"),
+    [("last", 7.0), ("avg", 31 / 6), ("min", 2.0), ("max", 9.0)],
+)
+def test_window_reduced_is_the_window_reduced_in_sql(store: Store, reduce: str, expected: float) -> None:
+    # ACC: 0, 1, ... 9 at 10-minute steps, except that the point at 50 min is 9.0 (the largest is
+    # not the last); the window [20 min, 70 min] holds 2, 3, 4, 9, 6, 7
+    store.samples.append([Sample(ACC, BASE + i * 600_000, 9.0 if i == 5 else float(i)) for i in range(10)])
+    store.samples.append([Sample(ACC_V8, BASE, 1.0), Sample(SPEND, BASE + 20 * 600_000, 5.0)])
+    start, end = BASE + 2 * 600_000, BASE + 7 * 600_000
+    selector = parse_selector("accuracy")
+    reduced = store.samples.window_reduced(selector, start, end, reduce, projects=["churn"])  # type: ignore[arg-type]
+    by_key = {s.key: s.points for s in reduced}
+    assert set(by_key) == {ACC, ACC_V8}
+    assert by_key[ACC_V8] == []  # nothing in the window: no point, as window() gives none
+    (point,) = by_key[ACC]
+    assert point.ts_ms == end  # the newest timestamp in the window
+    assert point.value == pytest.approx(expected)
+    raw = {s.key: s.points for s in store.samples.window(selector, start, end)}
+    values = [p.value for p in raw[ACC]]
+    python = {"last": values[-1], "avg": sum(values) / len(values), "min": min(values), "max": max(values)}
+    assert point.value == pytest.approx(python[reduce])
+    assert store.samples.window_reduced(parse_selector("gpu_spend_usd"), start, end, "avg", projects=["churn"]) == []
+
+
+@pytest.mark.parametrize(
     ("agg", "expected"),
     [
         ("avg", [1.5, 5.5]),
@@ -154,3 +179,9 @@ def test_statuses_without_checkpoints_keep_every_other_field(store: Store) -> No
     assert full[0].last_success_at is not None and full[0].last_success_at.tzinfo is not None
     assert [s.checkpoint for s in light] == [None, None]
     assert [replace(s, checkpoint=None) for s in full] == light
+    # read again after one source ran: the change shows, the unchanged status is the same object
+    store.sources.record(RunRecord("vision", "bill", "focus", t + timedelta(minutes=5), 0.3, "failed", "gone"))
+    again = store.sources.statuses(checkpoints=False)
+    assert again[0] is light[0]
+    assert (again[1].last_outcome, again[1].consecutive_failures, again[1].last_error) == ("failed", 1, "gone")
+    assert again == [replace(s, checkpoint=None) for s in store.sources.statuses()]

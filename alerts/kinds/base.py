@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from alerts.model import Verdict
 from monitor.core.matchers import Matcher, Selector, parse_matchers
 from monitor.core.naming import EXPORT_PREFIX, metric_name_problem
-from monitor.store.interface import SeriesPoints
+from monitor.store.interface import Reduction, SeriesPoints
 from monitor.store.sources import SourceStatus
 
 
@@ -54,19 +55,35 @@ class SeriesParams(KindParams):
         return f"{EXPORT_PREFIX}{self.metric}{{{inner}}}"
 
     def selector(self) -> Selector:
-        matchers: list[Matcher] = []
-        for text in self.match:
-            matchers.extend(parse_matchers(text))
-        return Selector(self.metric, tuple(matchers))
+        return _selector(self.metric, tuple(self.match))
+
+
+@lru_cache(maxsize=4096)
+def _selector(metric: str, match: tuple[str, ...]) -> Selector:
+    """Kinds ask for their selector on every evaluation; parsing the matchers once is enough."""
+    matchers: list[Matcher] = []
+    for text in match:
+        matchers.extend(parse_matchers(text))
+    return Selector(metric, tuple(matchers))
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesNeed:
-    """Series a rule reads: the newest point of each (lookback None) or a window of points."""
+    """Series a rule reads: the newest point of each (lookback None) or a window of points.
+
+    With `reduce`, a kind that needs only one figure of the window gets it from the database: each
+    series then has one point, the newest timestamp in the window with the window's aggregate (no
+    point when the window is empty). Reading 10,000 windows point by point cost more than all the
+    rules' evaluation."""
 
     name: str
     selector: Selector
     lookback: timedelta | None = None
+    reduce: Reduction | None = None
+
+    def __post_init__(self) -> None:
+        if self.reduce is not None and self.lookback is None:
+            raise ValueError(f"series need {self.name!r}: reduce {self.reduce!r} needs a lookback window")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +96,10 @@ class ProjectView:
     sources: Sequence[str]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RuleContext:
-    """Everything one evaluation of one rule for one project may look at."""
+    """Everything one evaluation of one rule for one project may look at. Kinds only read it (not
+    frozen for the same reason as `Verdict`: one is made per rule and project every cycle)."""
 
     now: datetime
     project: ProjectView
@@ -91,7 +109,7 @@ class RuleContext:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Evaluation:
     verdicts: list[Verdict]
     memory: Mapping[str, Any] | None = None

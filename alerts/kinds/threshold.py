@@ -62,7 +62,8 @@ class ThresholdParams(SeriesParams):
 
 
 def needs(params: ThresholdParams) -> list[SeriesNeed]:
-    return [SeriesNeed("series", params.selector(), params.over)]
+    # Only the window's aggregate and its newest timestamp matter here: the database reduces it.
+    return [SeriesNeed("series", params.selector(), params.over, params.agg if params.over is not None else None)]
 
 
 def _aggregate(points: Sequence[Point], agg: str) -> float:

@@ -10,6 +10,8 @@ from monitor.core.matchers import Selector
 from monitor.core.types import Event, SeriesKey
 
 Aggregation = Literal["avg", "min", "max", "last", "sum", "count"]
+Reduction = Literal["last", "avg", "min", "max"]
+"""What a window of points can be reduced to in the database for the alert engine."""
 
 
 @dataclass(frozen=True, slots=True)

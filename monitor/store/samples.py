@@ -18,7 +18,7 @@ from monitor.core.errors import InvalidInput, Issue
 from monitor.core.matchers import Selector, matches_all
 from monitor.core.types import Sample, SeriesKey, labels_text
 from monitor.store.db import is_sqlite, write_tx
-from monitor.store.interface import Aggregation, Point, SeriesPoints
+from monitor.store.interface import Aggregation, Point, Reduction, SeriesPoints
 from monitor.store.schema import samples, series
 
 MAX_POINTS_PER_SERIES = 11_000
@@ -198,9 +198,7 @@ class SampleStore:
                 out.append(SeriesRow(sid, key, created))
         return out
 
-    def _matching(
-        self, conn: Connection, selector: Selector, projects: Collection[str] | None = None
-    ) -> dict[int, SeriesKey]:
+    def _matching(self, conn: Connection, selector: Selector, projects: Collection[str] | None = None) -> _Matched:
         """Ids and keys of the series matching `selector` (of `projects`), in find_series order."""
         columns = select(series.c.id, series.c.project, series.c.metric, series.c.labels)
         query = _series_query(columns, selector)
@@ -209,11 +207,15 @@ class SampleStore:
         out: dict[int, SeriesKey] = {}
         plain = not selector.matchers
         # fetchall: one bulk fetch instead of a DB-API call per row (10,000s of series per cycle)
-        for sid, proj, metric, labels in conn.execute(query).fetchall():
+        rows = conn.execute(query).fetchall()
+        for sid, proj, metric, labels in rows:
             key = self._key(proj, metric, labels)
             if plain or _selects(selector, key):
                 out[sid] = key
-        return out
+        # Most of a metric's series (every project's, as an alert cycle reads them): the samples
+        # query names the metric instead of binding thousands of ids, and skips the few others.
+        whole = selector.metric if projects is None and selector.metric and 2 * len(out) >= len(rows) else None
+        return _Matched(out, whole)
 
     def _key(self, project: str, metric: str, labels: str) -> SeriesKey:
         """`_key_of`, remembered: a series row never changes, and parsing its labels' JSON is the
@@ -227,21 +229,22 @@ class SampleStore:
             self._keys[cache_key] = key
         return key
 
-    def _by_ids(self, conn: Connection, which: str, ids: list[int], *params: int) -> list[tuple[Any, ...]]:
-        """Rows of the `which` query (see _BY_IDS_SQL) for the series `ids`, on the DB-API cursor:
-        building SQLAlchemy rows would cost more than the query itself (~1.3 us a row). PostgreSQL
-        binds the ids as one array, SQLite as IN lists of at most _IN_CHUNK."""
+    def _read_series(self, conn: Connection, which: str, matched: _Matched, **params: int) -> list[tuple[Any, ...]]:
+        """Rows of the `which` query (see _SERIES_SQL) for the `matched` series, on the DB-API cursor:
+        building SQLAlchemy rows would cost more than the query itself (~1.3 us a row). The series
+        are named by their metric (rows of other series may come back: callers skip them) or by
+        their ids, which PostgreSQL binds as one array and SQLite as one JSON array."""
+        dialect = "sqlite" if self._sqlite else "postgresql"
+        value: str | list[int]
+        if matched.metric is not None:
+            how, value = "metric", matched.metric
+        else:
+            how, value = "ids", list(matched.keys) if not self._sqlite else json.dumps(list(matched.keys))
+        sql = _SERIES_SQL[dialect, which].format(series=_SERIES_FILTER[dialect, how])
         cursor = conn.connection.cursor()
         try:
-            if not self._sqlite:
-                cursor.execute(_BY_IDS_SQL["postgresql", which], (ids, *params))
-                return list(cursor.fetchall())
-            rows: list[tuple[Any, ...]] = []
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start : start + _IN_CHUNK]
-                cursor.execute(_BY_IDS_SQL["sqlite", which].format(ids=",".join("?" * len(chunk))), (*params, *chunk))
-                rows += cursor.fetchall()
-            return rows
+            cursor.execute(sql, {**params, how: value})
+            return list(cursor.fetchall())
         finally:
             cursor.close()
 
@@ -277,12 +280,14 @@ class SampleStore:
         however long its history."""
         until = until_ms if until_ms is not None else 2**62
         with self.engine.connect() as conn:
-            by_id = self._matching(conn, selector, projects)
+            matched = self._matching(conn, selector, projects)
+            by_id = matched.keys
             if not by_id:
                 return []
-            newest: dict[int, list[Point]] = {sid: [] for sid in by_id}
-            for sid, ts, value in self._by_ids(conn, "latest", list(by_id), until):
-                newest[sid] = [Point(ts, value)]
+            newest: dict[int, list[Point]] = dict.fromkeys(by_id, _NO_POINTS)
+            for sid, ts, value in self._read_series(conn, "latest", matched, until=until):
+                if sid in newest:
+                    newest[sid] = [Point(ts, value)]
         return [SeriesPoints(by_id[sid], pts) for sid, pts in newest.items()]
 
     def points(self, key: SeriesKey, start_ms: int, end_ms: int) -> list[Point]:
@@ -303,13 +308,37 @@ class SampleStore:
     ) -> list[SeriesPoints]:
         """Raw points of every matching series (of `projects`, when given) with start <= ts <= end."""
         with self.engine.connect() as conn:
-            by_id = self._matching(conn, selector, projects)
+            matched = self._matching(conn, selector, projects)
+            by_id = matched.keys
             if not by_id:
                 return []
             points: dict[int, list[Point]] = {sid: [] for sid in by_id}
-            for sid, ts, value in self._by_ids(conn, "window", list(by_id), start_ms, end_ms):
-                points[sid].append(Point(ts, value))
+            for sid, ts, value in self._read_series(conn, "window", matched, start=start_ms, end=end_ms):
+                if sid in points:
+                    points[sid].append(Point(ts, value))
         return [SeriesPoints(by_id[sid], pts) for sid, pts in points.items()]
+
+    def window_reduced(
+        self,
+        selector: Selector,
+        start_ms: int,
+        end_ms: int,
+        reduce: Reduction,
+        projects: Collection[str] | None = None,
+    ) -> list[SeriesPoints]:
+        """`window`, reduced in SQL to one point per series: the newest timestamp in [start, end] and
+        the window's `reduce` (its last, average, smallest or largest value); no point for a series
+        with none in the window."""
+        with self.engine.connect() as conn:
+            matched = self._matching(conn, selector, projects)
+            by_id = matched.keys
+            if not by_id:
+                return []
+            reduced: dict[int, list[Point]] = dict.fromkeys(by_id, _NO_POINTS)
+            for sid, ts, value in self._read_series(conn, f"reduce_{reduce}", matched, start=start_ms, end=end_ms):
+                if sid in reduced:
+                    reduced[sid] = [Point(ts, float(value))]
+        return [SeriesPoints(by_id[sid], pts) for sid, pts in reduced.items()]
 
     def query_range(
         self, selector: Selector, start_ms: int, end_ms: int, step_ms: int, agg: Aggregation = "avg"
@@ -378,31 +407,64 @@ def _series_query(query: Select[Any], selector: Selector | None, project: str | 
     return query.order_by(series.c.project, series.c.metric, series.c.id)
 
 
-# Reads of many series by id, on the DB-API cursor: (dialect, query) -> SQL. PostgreSQL takes the
-# ids as one array parameter (first), SQLite as an IN list (last, `{ids}` placeholders).
+@dataclass(frozen=True, slots=True)
+class _Matched:
+    keys: dict[int, SeriesKey]
+    """The matching series by id."""
+    metric: str | None = None
+    """Set when the series are (most of) this metric's: queries may then name it instead of the ids."""
+
+
+_NO_POINTS: list[Point] = []
+"""Shared by every series without a point: nothing appends to it (`window` gives each its own list)."""
+
+# Reads of many series on the DB-API cursor: (dialect, query) -> SQL, with named parameters and
+# `{series}` for the condition on a series id column (_SERIES_FILTER).
 #
-# "latest", the newest point at or before a time: on SQLite the series row drives, so the MAX()
-# subquery runs once per series and the sample is then fetched by its primary key; on PostgreSQL
-# one backward index probe per id. Either way the cost does not grow with a series' history.
-_BY_IDS_SQL = {
+# "latest", the newest point at or before a time: the series row drives, so on SQLite the MAX()
+# subquery runs once per series and the sample is then fetched by its primary key, and on
+# PostgreSQL it is one backward index probe per series. Either way the cost does not grow with a
+# series' history.
+_SERIES_SQL = {
     ("sqlite", "latest"): (
         "SELECT s.id, x.ts, x.value FROM series s JOIN samples x ON x.series_id = s.id "
-        "AND x.ts = (SELECT MAX(m.ts) FROM samples m WHERE m.series_id = s.id AND m.ts <= ?) "
-        "WHERE s.id IN ({ids})"
+        "AND x.ts = (SELECT MAX(m.ts) FROM samples m WHERE m.series_id = s.id AND m.ts <= :until) "
+        "WHERE s.id {series}"
     ),
     ("postgresql", "latest"): (
-        "SELECT i.id, x.ts, x.value FROM unnest(%s::integer[]) AS i(id) CROSS JOIN LATERAL "
-        "(SELECT ts, value FROM samples WHERE series_id = i.id AND ts <= %s ORDER BY ts DESC LIMIT 1) AS x"
+        "SELECT s.id, x.ts, x.value FROM series s CROSS JOIN LATERAL "
+        "(SELECT ts, value FROM samples WHERE series_id = s.id AND ts <= %(until)s ORDER BY ts DESC LIMIT 1) AS x "
+        "WHERE s.id {series}"
     ),
     ("sqlite", "window"): (
-        "SELECT series_id, ts, value FROM samples WHERE ts >= ? AND ts <= ? AND series_id IN ({ids}) "
+        "SELECT series_id, ts, value FROM samples WHERE series_id {series} AND ts >= :start AND ts <= :end "
         "ORDER BY series_id, ts"
     ),
     ("postgresql", "window"): (
-        "SELECT series_id, ts, value FROM samples WHERE series_id = ANY(%s::integer[]) "
-        "AND ts >= %s AND ts <= %s ORDER BY series_id, ts"
+        "SELECT series_id, ts, value FROM samples WHERE series_id {series} "
+        "AND ts >= %(start)s AND ts <= %(end)s ORDER BY series_id, ts"
     ),
 }
+_SERIES_FILTER = {
+    ("sqlite", "ids"): "IN (SELECT value FROM json_each(:ids))",
+    ("postgresql", "ids"): "= ANY(%(ids)s::integer[])",
+    ("sqlite", "metric"): "IN (SELECT id FROM series WHERE metric = :metric)",
+    ("postgresql", "metric"): "IN (SELECT id FROM series WHERE metric = %(metric)s)",
+}
+
+# "reduce_<agg>": one row per series with points in [start, end], its newest ts and the aggregate.
+# SQLite returns a bare column of an aggregate query with MAX() from the row holding the maximum
+# (documented, "Bare columns in an aggregate query"), which gives "last" without a subquery.
+_REDUCE_SQL = {"avg": "AVG(value)", "min": "MIN(value)", "max": "MAX(value)"}
+for _agg, _expr in (*_REDUCE_SQL.items(), ("last", None)):
+    _SERIES_SQL["sqlite", f"reduce_{_agg}"] = (
+        f"SELECT series_id, MAX(ts), {_expr or 'value'} FROM samples "
+        "WHERE series_id {series} AND ts >= :start AND ts <= :end GROUP BY series_id"
+    )
+    _SERIES_SQL["postgresql", f"reduce_{_agg}"] = (
+        f"SELECT series_id, MAX(ts), {_expr or '(ARRAY_AGG(value ORDER BY ts DESC))[1]'} FROM samples "
+        "WHERE series_id {series} AND ts >= %(start)s AND ts <= %(end)s GROUP BY series_id"
+    )
 
 
 def _selects(selector: Selector, key: SeriesKey) -> bool:
