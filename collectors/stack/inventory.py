@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from collectors.base import CollectContext, CollectResult, EventDraft, Params, Reading, SourceError, SourceKind
 from monitor.stack.inventory.changes import changes, from_checkpoint, to_checkpoint
 from monitor.stack.inventory.environment import read_environment
 from monitor.stack.inventory.model import Inventory, InventoryError
 from monitor.stack.inventory.reader import LockFormat, SbomFormat, read_lockfile, read_repo, read_sbom
+from monitor.stack.inventory.target import Platform, Target
 
 EVENT_KIND = "version_change"
 
@@ -37,9 +38,33 @@ class PythonEnvParams(_PathParams):
     """A virtualenv root, a conda environment root or a site-packages directory."""
 
 
+class EnvironmentParams(Params):
+    """Where the project installs the lock file, as PEP 508 marker values: entries whose markers do
+    not hold there (another platform's wheels, another Python's pins) are left out."""
+
+    python_version: str = Field(pattern=r"^\d+\.\d+$", description='major.minor, e.g. "3.11"')
+    python_full_version: str | None = Field(default=None, pattern=r"^\d+\.\d+\.\d+$")
+    sys_platform: Platform = "linux"
+    platform_machine: str = Field(default="x86_64", pattern=r"^[A-Za-z0-9_]+$", description="x86_64, aarch64, arm64")
+    implementation_name: str = Field(default="cpython", pattern=r"^[a-z]+$")
+
+    @model_validator(mode="after")
+    def _same_python(self) -> EnvironmentParams:
+        full = self.python_full_version
+        if full is not None and not full.startswith(self.python_version + "."):
+            raise ValueError(f"python_full_version {full!r} is not a {self.python_version} release")
+        return self
+
+    def target(self) -> Target:
+        return Target.declare(**self.model_dump())
+
+
 class LockfileParams(_PathParams):
     format: LockFormat = "auto"
     include_dev: bool = Field(default=True, description="keep packages the file marks as development-only")
+    environment: EnvironmentParams | None = Field(
+        default=None, description="the target environment; without it every platform's pins are checked"
+    )
 
 
 class SbomParams(_PathParams):
@@ -50,6 +75,9 @@ class RepoParams(_PathParams):
     max_depth: int = Field(default=6, ge=0, le=32)
     exclude: list[str] = Field(default_factory=list, description="glob patterns of paths to skip")
     environments: bool = Field(default=True, description="also read virtualenvs / conda envs found inside")
+    environment: EnvironmentParams | None = Field(
+        default=None, description="the target environment of the lock files found; see `lockfile`"
+    )
 
 
 class InventoryCollector:
@@ -95,7 +123,8 @@ def _python_env(params: PythonEnvParams) -> InventoryCollector:
 
 
 def _lockfile(params: LockfileParams) -> InventoryCollector:
-    return InventoryCollector(lambda: read_lockfile(params.path, params.format), params.include_dev)
+    target = params.environment.target() if params.environment else None
+    return InventoryCollector(lambda: read_lockfile(params.path, params.format, target), params.include_dev)
 
 
 def _sbom(params: SbomParams) -> InventoryCollector:
@@ -103,9 +132,14 @@ def _sbom(params: SbomParams) -> InventoryCollector:
 
 
 def _repo(params: RepoParams) -> InventoryCollector:
+    target = params.environment.target() if params.environment else None
     return InventoryCollector(
         lambda: read_repo(
-            params.path, max_depth=params.max_depth, exclude=params.exclude, environments=params.environments
+            params.path,
+            max_depth=params.max_depth,
+            exclude=params.exclude,
+            environments=params.environments,
+            target=target,
         )
     )
 

@@ -18,6 +18,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from monitor.stack.inventory.model import Inventory, InventoryError, Package, package
 from monitor.stack.inventory.requirements import Line, parse_lines
+from monitor.stack.inventory.target import Selection, Target
 
 CONDA_TO_PYPI = {"pytorch": "torch", "pytorch-cpu": "torch", "pytorch-gpu": "torch"}
 _MATCHSPEC = re.compile(r"^(?:(?P<channel>[^:\s]+)::)?(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<rest>.*)$")
@@ -91,7 +92,7 @@ def parse_matchspec(spec: str) -> tuple[str, str | None, str | None, str | None]
     return name, version, (build or None), channel
 
 
-def parse_environment(text: str, origin: str, base: Path | None = None) -> Inventory:
+def parse_environment(text: str, origin: str, base: Path | None = None, target: Target | None = None) -> Inventory:
     doc = load_yaml(text, origin)
     if not isinstance(doc, Mapping):
         raise InventoryError(origin, "expected a mapping with `dependencies`", 1, 1)
@@ -109,7 +110,7 @@ def parse_environment(text: str, origin: str, base: Path | None = None) -> Inven
             if not isinstance(pip, list):
                 raise InventoryError(origin, "`pip:` must be a list of requirements", line)
             lines = [Line(_item_line(pip, i) or line or 0, str(entry)) for i, entry in enumerate(pip)]
-            found = parse_lines(lines, origin, base=base)
+            found = parse_lines(lines, origin, base=base, target=target)
             packages.extend(found.packages)
             notes.extend(found.notes)
             files.extend(f for f in found.files if f != origin)
@@ -130,7 +131,7 @@ def parse_environment(text: str, origin: str, base: Path | None = None) -> Inven
     return Inventory("lockfile", origin, tuple(packages), python_version=python, files=tuple(files), notes=tuple(notes))
 
 
-def parse_conda_lock(text: str, origin: str) -> Inventory:
+def parse_conda_lock(text: str, origin: str, target: Target | None = None) -> Inventory:
     doc = load_yaml(text, origin)
     if not isinstance(doc, Mapping) or "package" not in doc:
         raise InventoryError(origin, "expected a conda-lock file with `version` and `package`", 1, 1)
@@ -147,6 +148,7 @@ def parse_conda_lock(text: str, origin: str) -> Inventory:
     packages: list[Package] = []
     seen: set[tuple[str, str, str]] = set()
     python: str | None = None
+    selection = Selection(target, origin)
     for index, entry in enumerate(entries):
         line = _item_line(entries, index)
         if not isinstance(entry, Mapping):
@@ -155,6 +157,9 @@ def parse_conda_lock(text: str, origin: str) -> Inventory:
         version = _raw_scalar(raw_lines, entry, "version")
         if not isinstance(name, str) or not isinstance(version, str):
             raise InventoryError(origin, f"package[{index}]: expected string `name` and `version`", line)
+        if target is not None and not target.matches_conda(entry.get("platform")):
+            selection.skip(f"{name} ({entry.get('platform')})")
+            continue
         if (name, version, manager) in seen:
             continue  # the same package locked for another platform
         seen.add((name, version, manager))
@@ -170,4 +175,9 @@ def parse_conda_lock(text: str, origin: str) -> Inventory:
             archive = _ARCHIVE.match(url.rsplit("/", 1)[-1])
             build = archive.group("build") if archive else None
         packages.append(conda_package(name, version, origin, line, build))
-    return Inventory("lockfile", origin, tuple(packages), python_version=python, files=(origin,))
+    notes = selection.notes()
+    if target is not None and target.conda_subdir is None:
+        notes.append(
+            f"{origin}: no conda platform is known for {target.describe()}; every platform's entries are checked"
+        )
+    return Inventory("lockfile", origin, tuple(packages), python_version=python, files=(origin,), notes=tuple(notes))

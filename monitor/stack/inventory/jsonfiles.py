@@ -15,6 +15,7 @@ from typing import Any
 from packageurl import PackageURL
 
 from monitor.stack.inventory.model import Inventory, InventoryError, Package, package
+from monitor.stack.inventory.target import Selection, Target
 
 _PYPI_TYPES = {"pypi"}
 _CONDA_TYPES = {"conda"}
@@ -37,7 +38,7 @@ def line_index(text: str, key: str) -> dict[str, int]:
     return found
 
 
-def parse_pipfile_lock(text: str, origin: str) -> Inventory:
+def parse_pipfile_lock(text: str, origin: str, target: Target | None = None) -> Inventory:
     doc = load_json(text, origin)
     if not isinstance(doc, Mapping) or "_meta" not in doc:
         raise InventoryError(origin, "expected a Pipfile.lock object with `_meta`, `default` and `develop`", 1, 1)
@@ -50,6 +51,7 @@ def parse_pipfile_lock(text: str, origin: str) -> Inventory:
     lines = _key_lines(text)
     packages: list[Package] = []
     notes: list[str] = []
+    selection = Selection(target, origin)
     for section in ("default", "develop"):
         entries = doc.get(section, {})
         if not isinstance(entries, Mapping):
@@ -62,9 +64,13 @@ def parse_pipfile_lock(text: str, origin: str) -> Inventory:
             if not isinstance(spec, str) or not spec.startswith("=="):
                 notes.append(f"{origin}:{line}: {name} has no `==` version ({spec!r}); not checked")
                 continue
+            markers = entry.get("markers")
+            if not selection.keeps(f"{name}{spec}", markers if isinstance(markers, str) else None):
+                continue
             index = sources.get(entry.get("index")) if entry.get("index") else None
             scope = "dev" if section == "develop" else None
             packages.append(package(name, spec[2:].lstrip("="), origin, line=line, index=index, scope=scope))
+    notes.extend(selection.notes())
     return Inventory("lockfile", origin, tuple(packages), python_version=python, files=(origin,), notes=tuple(notes))
 
 

@@ -26,6 +26,7 @@ from monitor.stack.inventory.jsonfiles import (
 )
 from monitor.stack.inventory.model import Inventory, InventoryError, merge
 from monitor.stack.inventory.requirements import parse_requirements
+from monitor.stack.inventory.target import Target
 from monitor.stack.inventory.tomlfiles import parse_poetry, parse_pylock, parse_uv
 
 LockFormat = Literal["auto", "requirements", "poetry", "uv", "pipfile", "pylock", "conda_env", "conda_lock"]
@@ -75,7 +76,8 @@ def read_text(path: Path) -> str:
         raise InventoryError(str(path), f"cannot read: {exc.strerror or exc}") from None
 
 
-def read_lockfile(path: str | Path, fmt: LockFormat = "auto") -> Inventory:
+def read_lockfile(path: str | Path, fmt: LockFormat = "auto", target: Target | None = None) -> Inventory:
+    """The packages a lock file pins; with a target, only those installed on it (see `target`)."""
     file = Path(path).expanduser()
     chosen = lock_format(file) if fmt == "auto" else fmt
     if chosen is None:
@@ -87,13 +89,13 @@ def read_lockfile(path: str | Path, fmt: LockFormat = "auto") -> Inventory:
     text = read_text(file)
     origin = str(file)
     parsers: dict[str, Callable[[], Inventory]] = {
-        "requirements": lambda: parse_requirements(text, origin, base=file.parent),
-        "poetry": lambda: parse_poetry(text, origin),
-        "uv": lambda: parse_uv(text, origin),
-        "pipfile": lambda: parse_pipfile_lock(text, origin),
-        "pylock": lambda: parse_pylock(text, origin),
-        "conda_env": lambda: parse_environment(text, origin, base=file.parent),
-        "conda_lock": lambda: parse_conda_lock(text, origin),
+        "requirements": lambda: parse_requirements(text, origin, base=file.parent, target=target),
+        "poetry": lambda: parse_poetry(text, origin, target),
+        "uv": lambda: parse_uv(text, origin, target),
+        "pipfile": lambda: parse_pipfile_lock(text, origin, target),
+        "pylock": lambda: parse_pylock(text, origin, target),
+        "conda_env": lambda: parse_environment(text, origin, base=file.parent, target=target),
+        "conda_lock": lambda: parse_conda_lock(text, origin, target),
     }
     return _with_torch(parsers[chosen]())
 
@@ -119,7 +121,12 @@ def _excluded(relative: str, patterns: Sequence[str]) -> bool:
 
 
 def read_repo(
-    path: str | Path, *, max_depth: int = 6, exclude: Sequence[str] = (), environments: bool = True
+    path: str | Path,
+    *,
+    max_depth: int = 6,
+    exclude: Sequence[str] = (),
+    environments: bool = True,
+    target: Target | None = None,
 ) -> Inventory:
     """Every supported file (and environment) under a directory, as one inventory."""
     root = Path(path).expanduser()
@@ -148,7 +155,7 @@ def read_repo(
             if _excluded(relative, exclude):
                 continue
             if lock_format(file) is not None:
-                parts.append(read_lockfile(file))
+                parts.append(read_lockfile(file, target=target))
             elif name.lower().endswith(".json") and sbom_name(file):
                 parts.append(read_sbom(file))
     if not parts:

@@ -20,6 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 
 from monitor.stack.inventory.model import Inventory, InventoryError, Package, package
+from monitor.stack.inventory.target import Selection, Target
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _FILE_OPTIONS_WITH_VALUE = {
@@ -75,18 +76,32 @@ def logical_lines(text: str) -> Iterator[Line]:
 
 
 def parse_requirements(
-    text: str, origin: str, *, base: Path | None = None, depth: int = 0, seen: frozenset[str] = frozenset()
+    text: str,
+    origin: str,
+    *,
+    base: Path | None = None,
+    depth: int = 0,
+    seen: frozenset[str] = frozenset(),
+    target: Target | None = None,
 ) -> Inventory:
-    """Packages pinned in a requirements file (following `-r` includes relative to `base`)."""
-    return parse_lines(logical_lines(text), origin, base=base, depth=depth, seen=seen)
+    """Packages pinned in a requirements file (following `-r` includes relative to `base`); with a
+    target, only the lines whose markers hold there."""
+    return parse_lines(logical_lines(text), origin, base=base, depth=depth, seen=seen, target=target)
 
 
 def parse_lines(
-    lines: Iterable[Line], origin: str, *, base: Path | None = None, depth: int = 0, seen: frozenset[str] = frozenset()
+    lines: Iterable[Line],
+    origin: str,
+    *,
+    base: Path | None = None,
+    depth: int = 0,
+    seen: frozenset[str] = frozenset(),
+    target: Target | None = None,
 ) -> Inventory:
     """Packages pinned in requirement lines (a file, or the `pip:` list of a conda environment)."""
     packages: list[Package] = []
     notes: list[str] = []
+    selection = Selection(target, origin)
     files = [origin]
     index: str | None = None
     for line in lines:
@@ -95,7 +110,7 @@ def parse_lines(
             if option in ("-i", "--index-url"):
                 index = value
             elif option in ("-r", "--requirement") and value:
-                included = _include(value, origin, base, line, depth, seen)
+                included = _include(value, origin, base, line, depth, seen, target)
                 packages.extend(included.packages)
                 notes.extend(included.notes)
                 files.extend(included.files)
@@ -104,11 +119,12 @@ def parse_lines(
             elif option in ("-c", "--constraint"):
                 notes.append(f"{origin}:{line.number}: constraints file {value!r} installs nothing; not read")
             continue
-        found = _requirement(line, origin, index)
+        found = _requirement(line, origin, index, selection)
         if isinstance(found, Package):
             packages.append(found)
-        else:
+        elif found:
             notes.append(found)
+    notes.extend(selection.notes())
     return Inventory("lockfile", origin, tuple(packages), files=tuple(files), notes=tuple(notes))
 
 
@@ -124,7 +140,9 @@ def _option(line: Line, origin: str) -> tuple[str, str | None]:
     return option, parts[1].strip() if len(parts) > 1 else None
 
 
-def _include(value: str, origin: str, base: Path | None, line: Line, depth: int, seen: frozenset[str]) -> Inventory:
+def _include(
+    value: str, origin: str, base: Path | None, line: Line, depth: int, seen: frozenset[str], target: Target | None
+) -> Inventory:
     if base is None:
         raise InventoryError(origin, f"-r {value}: includes cannot be followed for this input", line.number, 1)
     path = (base / value).resolve()
@@ -136,7 +154,9 @@ def _include(value: str, origin: str, base: Path | None, line: Line, depth: int,
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(origin, f"-r {value}: cannot read {path}: {exc}", line.number, 1) from exc
-    return parse_requirements(text, str(path), base=path.parent, depth=depth + 1, seen=seen | {str(path)})
+    return parse_requirements(
+        text, str(path), base=path.parent, depth=depth + 1, seen=seen | {str(path)}, target=target
+    )
 
 
 def _strip_options(text: str) -> str:
@@ -150,16 +170,21 @@ def _strip_options(text: str) -> str:
     return " ".join(kept).strip()
 
 
-def _requirement(line: Line, origin: str, index: str | None) -> Package | str:
+def _requirement(line: Line, origin: str, index: str | None, selection: Selection) -> Package | str | None:
+    """The pinned package, a note on why the line is not checked, or None: not for the target."""
     text = _strip_options(line.text)
     if "://" in text.split(";")[0] and "@" not in text.split("://")[0]:
-        return _from_url(text.split(";")[0].strip(), origin, line, index) or (
-            f"{origin}:{line.number}: URL requirement without a wheel or sdist file name; not checked"
-        )
+        url, _, marker = text.partition(";")
+        found = _from_url(url.strip(), origin, line, index)
+        if found is not None and not selection.keeps(f"{found.name}=={found.version}", marker or None):
+            return None
+        return found or f"{origin}:{line.number}: URL requirement without a wheel or sdist file name; not checked"
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
         raise InventoryError(origin, f"invalid requirement {text!r}: {exc}", line.number, 1) from None
+    if not selection.keeps(f"{req.name}{req.specifier}", req.marker):
+        return None
     if req.url:
         found = _from_url(req.url, origin, line, index, name=req.name)
         return found or f"{origin}:{line.number}: {req.name} @ URL without a version in its file name; not checked"
