@@ -114,15 +114,15 @@ class BudgetStatus:
         return max(0.0, (self.period.stop - self.now).total_seconds() / 86400)
 
 
-def observed_days(daily: Mapping[date, float], horizon: date, lookback: int) -> list[float]:
-    """Spend of each complete day in the lookback window, from the first day with data on."""
+def observed_days(daily: Mapping[date, float], horizon: date, lookback: int) -> list[date]:
+    """Each complete day in the lookback window, from the first day with data on."""
     if not daily:
         return []
     first = max(min(daily), horizon - timedelta(days=lookback))
     last = horizon - timedelta(days=1)
     if last < first:
         return []
-    return [daily.get(day, 0.0) for day in days_between(first, last)]
+    return days_between(first, last)
 
 
 def budget_status(
@@ -164,8 +164,17 @@ def budget_status(
             )
         else:
             observed = observed_days(daily, min(horizon, period.end), forecast.lookback.days)
+            left = max(period.first, horizon)
             outlook = forecast_total(
-                observed, complete, spent, remaining, min_days=forecast.min_days, confidence=forecast.confidence
+                [daily.get(day, 0.0) for day in observed],
+                complete,
+                spent,
+                remaining,
+                min_days=forecast.min_days,
+                confidence=forecast.confidence,
+                weekdays=[day.weekday() for day in observed],
+                remaining_weekdays=[(left + timedelta(days=i)).weekday() for i in range(remaining)],
+                seasonality=forecast.seasonality,
             )
     states = [ThresholdState("actual", t, t.of(budget.amount), spent) for t in budget.thresholds.actual]
     states += [ThresholdState("forecast", t, t.of(budget.amount), outlook.point) for t in budget.thresholds.forecast]

@@ -108,12 +108,19 @@ def _whole_days(value: timedelta, what: str) -> timedelta:
     return value
 
 
+Seasonality = Literal["auto", "weekly", "none"]
+
+
 class ForecastConfig(StrictModel):
     """How the period-end forecast is made (see monitor/spend/forecast.py)."""
 
     lookback: Duration = Field(default=timedelta(days=28), description="complete days the run rate is taken from")
     min_days: int = Field(default=7, ge=2, le=90, description="no forecast with fewer complete days")
     confidence: float = Field(default=0.8, gt=0.5, lt=1.0, description="of the prediction interval")
+    seasonality: Seasonality = Field(
+        default="auto",
+        description="weekly: one run rate per weekday; auto: weekly when the weekdays differ (ANOVA, 5 %); none: flat",
+    )
 
     @field_validator("lookback")
     @classmethod

@@ -18,6 +18,8 @@ class ForecastOut(BaseModel):
     daily_mean: float | None
     remaining_days: int
     method: str
+    seasonality: str = Field(description="weekly (one run rate per weekday) | none")
+    seasonality_p: float | None = Field(description="ANOVA p-value of a weekday effect, when tested")
 
 
 class ThresholdOut(BaseModel):

@@ -65,6 +65,8 @@ def budget_out(status: BudgetStatus, budget: BudgetConfig) -> BudgetOut:
             daily_mean=_round(f.daily_mean),
             remaining_days=f.remaining_days,
             method=f.method,
+            seasonality=f.seasonality,
+            seasonality_p=f.seasonality_p,
         ),
         thresholds=[
             ThresholdOut(
