@@ -360,6 +360,14 @@ def test_the_real_lock_files_of_torch_agree_for_each_target(tool_files: dict[str
     assert any(name.startswith("nvidia-") for name in linux_only), linux_only
     assert not any(name.startswith("nvidia-") for name, _ in by_target["mac"] | by_target["windows"])
     assert ("torch", "2.13.0") in by_target["mac"] and ("pillow", "10.0.0") in by_target["windows"]
+    # the same torch 2.13.0 is a CUDA build on Linux and a CPU one on macOS and Windows
+    builds = {
+        label: read_lockfile(tool_files["uv.lock"], target=target).torch
+        for label, target in (("linux", LINUX), ("mac", MAC), ("windows", WINDOWS))
+    }
+    assert builds["linux"] is not None and builds["linux"].variant == "cuda" and builds["linux"].accelerator
+    assert builds["mac"] is not None and builds["mac"].variant == "cpu" and "macOS" in builds["mac"].evidence
+    assert builds["windows"] is not None and builds["windows"].variant == "cpu"
     assert by_target["linux"] <= pairs(read_lockfile(tool_files["uv.lock"]))
 
 

@@ -97,7 +97,7 @@ def read_lockfile(path: str | Path, fmt: LockFormat = "auto", target: Target | N
         "conda_env": lambda: parse_environment(text, origin, base=file.parent, target=target),
         "conda_lock": lambda: parse_conda_lock(text, origin, target),
     }
-    return _with_torch(parsers[chosen]())
+    return _with_torch(parsers[chosen](), target)
 
 
 def read_sbom(path: str | Path, fmt: SbomFormat = "auto") -> Inventory:
@@ -112,8 +112,9 @@ def read_sbom(path: str | Path, fmt: SbomFormat = "auto") -> Inventory:
     raise InventoryError(origin, 'not an SBOM: expected CycloneDX ("bomFormat") or SPDX ("spdxVersion") JSON', 1, 1)
 
 
-def _with_torch(inventory: Inventory) -> Inventory:
-    return inventory.with_torch(torch_build.detect(inventory.packages))
+def _with_torch(inventory: Inventory, target: Target | None = None) -> Inventory:
+    platform = target.environment["sys_platform"] if target else None
+    return inventory.with_torch(torch_build.detect(inventory.packages, platform=platform))
 
 
 def _excluded(relative: str, patterns: Sequence[str]) -> bool:
@@ -161,7 +162,8 @@ def read_repo(
     if not parts:
         raise InventoryError(str(root), "found no lock file, requirements file, conda file, SBOM or environment")
     merged = merge("repo", str(root), parts)
-    return merged.with_torch(merged.torch or torch_build.detect(merged.packages))
+    platform = target.environment["sys_platform"] if target else None
+    return merged.with_torch(merged.torch or torch_build.detect(merged.packages, platform=platform))
 
 
 def read_path(path: str | Path) -> Inventory:

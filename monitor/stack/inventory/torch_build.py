@@ -85,8 +85,17 @@ def from_companions(version: str, packages: Sequence[Package]) -> TorchBuild | N
     return None
 
 
-def detect(packages: Sequence[Package], version_py: Mapping[str, object] | None = None) -> TorchBuild | None:
-    """The torch build of an inventory, or None when torch is not in it."""
+_CPU_ONLY_PLATFORMS = {
+    "darwin": "the target is macOS, where torch wheels are CPU builds (with Metal through MPS)",
+    "win32": "the target is Windows, where torch wheels without a local label are CPU builds",
+}
+
+
+def detect(
+    packages: Sequence[Package], version_py: Mapping[str, object] | None = None, platform: str | None = None
+) -> TorchBuild | None:
+    """The torch build of an inventory, or None when torch is not in it. `platform`: the target's
+    `sys_platform`, when the inventory was read for one."""
     torch = next((p for p in packages if p.name == TORCH), None)
     if torch is None:
         torch = next((p for p in packages if p.name in ("pytorch", "pytorch-cpu", "pytorch-gpu")), None)
@@ -106,6 +115,8 @@ def detect(packages: Sequence[Package], version_py: Mapping[str, object] | None 
     companions = from_companions(version, packages)
     if companions is not None:
         return companions
+    if platform in _CPU_ONLY_PLATFORMS:
+        return TorchBuild(version, "cpu", None, _CPU_ONLY_PLATFORMS[platform])
     return found or TorchBuild(version, "unknown", None, "no local label, version.py or CUDA packages")
 
 
