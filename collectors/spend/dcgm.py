@@ -7,6 +7,7 @@
       by: [namespace]                         # label(s) naming the project, first non-empty wins
       projects: {ml-churn: churn}             # label value -> project id
       selector: 'cluster="prod"'              # more matchers
+      pod_label: ml-project                   # or: a pod label, read from kube-state-metrics
       rates:                                  # per GPU-hour, by modelName (case-insensitive part)
         - {model: H100, hourly: 4.10}
         - {model: A100, hourly: 2.21}
@@ -20,6 +21,20 @@ subquery, summed by the project label(s) and the GPU model:
     count_over_time((M >= 0 <= max)[d:r])           -> samples with a real value
     sum_over_time((M >= 0 <= max)[d:r])             -> their sum
 
+With `pod_label`, M is first joined with kube-state-metrics' `kube_pod_labels` on the pod
+(`pod_join`, default namespace and pod), so the pod's Kubernetes label names the project; a GPU
+whose pod lacks the label (or held by no pod) keeps its own labels and falls back to `by`:
+
+    (M * on(namespace, pod) group_left(label_ml_project) topk by (namespace, pod) (1,
+        max by (namespace, pod, label_ml_project) (kube_pod_labels{label_ml_project!=""})))
+    or on(namespace, pod) M
+
+`kube_pod_labels` is 1, so the product is M; `max by` folds the copies several kube-state-metrics
+replicas expose, and `topk` keeps one value for a pod relabelled within the lookback (two would
+make the join fail as many-to-many). kube-state-metrics 2 exports a pod label only when allowed
+(`--metric-labels-allowlist=pods=[ml-project]`) and spells it `label_` + the key with every
+character outside [a-zA-Z0-9_] as `_`.
+
 Busy GPU-seconds = held x (sum / count of real values). The range filter drops DCGM's
 "blank"/"not supported" sentinels (values near 2^31, 2^47 or 2^63), so a GPU that cannot report
 its activity is still billed for the time it is held, but does not drag the average to zero.
@@ -31,6 +46,7 @@ host; either spelling in `by` means both.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import timedelta
@@ -51,6 +67,12 @@ METRICS = {"DCGM_FI_PROF_GR_ENGINE_ACTIVE": 1.0, "DCGM_FI_DEV_GPU_UTIL": 100.0}
 """Busy metrics and their full-scale value."""
 MODEL_LABELS = ("modelName", "model_name")
 HOST_LABELS = ("Hostname", "hostname")
+_POD_LABEL_KEY = re.compile(r"^([A-Za-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+
+
+def pod_label_name(key: str) -> str:
+    """The Prometheus label kube-state-metrics gives a Kubernetes pod label."""
+    return "label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
 
 
 class Rate(Params):
@@ -67,6 +89,27 @@ class DcgmParams(EndpointParams):
     rates: list[Rate] = Field(default_factory=list)
     default_rate: float | None = Field(default=None, ge=0, description="per GPU-hour for models no rate names")
     resolution: Duration = timedelta(seconds=60)
+    pod_label: str | None = Field(
+        default=None, description="a Kubernetes pod label naming the project, from kube-state-metrics' kube_pod_labels"
+    )
+    pod_join: list[str] = Field(default_factory=lambda: ["namespace", "pod"], min_length=1)
+
+    @field_validator("pod_label")
+    @classmethod
+    def _pod_label(cls, value: str | None) -> str | None:
+        if value is not None and not _POD_LABEL_KEY.match(value):
+            raise ValueError(
+                f"expected a Kubernetes label key such as ml-project or example.com/project, got {value!r}"
+            )
+        return value
+
+    @field_validator("pod_join")
+    @classmethod
+    def _pod_join(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if label_name_problem(label):
+                raise ValueError(f"expected label names, got {label!r}")
+        return value
 
     @field_validator("by")
     @classmethod
@@ -99,8 +142,12 @@ class DcgmParams(EndpointParams):
         return value
 
     @property
+    def pod_label_name(self) -> str | None:
+        return pod_label_name(self.pod_label) if self.pod_label else None
+
+    @property
     def group_labels(self) -> list[str]:
-        labels: list[str] = []
+        labels: list[str] = [self.pod_label_name] if self.pod_label_name else []
         for label in self.by:
             for name in HOST_LABELS if label in HOST_LABELS else (label,):
                 if name not in labels:
@@ -118,6 +165,12 @@ class DcgmCollector:
         span = max(1, int((window.end - window.start).total_seconds()))
         step = int(p.resolution.total_seconds())
         series = f"{p.metric}{{{p.selector}}}" if p.selector else p.metric
+        if p.pod_label_name:
+            on, label = ", ".join(p.pod_join), p.pod_label_name
+            series = (
+                f"(({series} * on({on}) group_left({label}) topk by ({on}) (1, max by ({on}, {label}) "
+                f'(kube_pod_labels{{{label}!=""}}))) or on({on}) {series})'
+            )
         valid = f"({series} >= 0 <= {METRICS[p.metric]:g})"
         by = ", ".join(p.group_labels)
         return {
@@ -127,7 +180,8 @@ class DcgmCollector:
         }
 
     def project_of(self, labels: Mapping[str, str]) -> str:
-        for label in self.params.by:
+        pod = self.params.pod_label_name
+        for label in [pod, *self.params.by] if pod else self.params.by:
             names = HOST_LABELS if label in HOST_LABELS else (label,)
             value = next((labels[n] for n in names if labels.get(n)), "")
             if value:

@@ -160,3 +160,68 @@ def test_an_unpriced_gpu_model_fails_the_run(make_runtime: RuntimeFactory, tmp_p
         f"GPU model {H100!r} has no rate in params.rates (known: A100, V100) and no default_rate: add one, or its "
         "spend would be missing"
     )
+
+
+def kube_state_metrics() -> str:
+    """`kube_pod_labels` as kube-state-metrics 2 exposes it with
+    `--metric-labels-allowlist=pods=[ml-project]`: train-0 carries the label, serve-0 does not."""
+    return (
+        "# HELP kube_pod_labels Kubernetes labels converted to Prometheus labels.\n"
+        "# TYPE kube_pod_labels gauge\n"
+        'kube_pod_labels{namespace="ml-churn",pod="train-0",uid="0b5d3c1e-1",label_ml_project="churn-model"} 1\n'
+        'kube_pod_labels{namespace="vision",pod="serve-0",uid="7f2a9e44-2"} 1\n'
+        'kube_pod_labels{namespace="ml-churn",pod="notebook-0",uid="c3e1aa07-3",label_ml_project="churn-model"} 1\n'
+    )
+
+
+POD_CONFIG = """
+projects:
+  - id: platform
+    owners: [{{name: Ops, email: ops@example.com}}]
+    sources:
+      - name: pods
+        kind: dcgm
+        interval: 5m
+        params:
+          url: {url}
+          pod_label: ml-project
+          by: [namespace]
+          projects: {{churn-model: churn, vision: vision}}
+          unmapped: unattributed
+          rates: [{{model: A100, hourly: 3.6}}, {{model: H100, hourly: 7.2}}]
+          resolution: 1s
+          backfill: 0d
+  - id: churn
+    owners: [{{name: Ada, email: ada@example.com}}]
+  - id: vision
+    owners: [{{name: Grace, email: grace@example.com}}]
+"""
+
+
+def test_a_pod_label_from_kube_state_metrics_names_the_project(make_runtime: RuntimeFactory, tmp_path: Path) -> None:
+    with LocalHttpServer() as exporter, LocalHttpServer() as ksm:
+        exporter.route("/metrics", Answer(exposition().encode(), headers={"Content-Type": "text/plain; version=0.0.4"}))
+        ksm.route(
+            "/metrics", Answer(kube_state_metrics().encode(), headers={"Content-Type": "text/plain; version=0.0.4"})
+        )
+        targets = [f"127.0.0.1:{exporter.port}", f"127.0.0.1:{ksm.port}"]
+        with run_prometheus(tmp_path / "prom", targets) as prom:
+            prom.wait_for("DCGM_FI_PROF_GR_ENGINE_ACTIVE")
+            prom.wait_for("kube_pod_labels")
+            time.sleep(6)
+            now = datetime.now(UTC)
+            clock = FrozenClock(now)
+            runtime = make_runtime(POD_CONFIG.format(url=prom.url), clock=clock)
+            [record] = [SourceRunner(runtime.store, clock).run(plan) for plan in runtime.plans]
+    assert record.ok, record.error
+    today = now.date()
+    # ml-churn is not in `projects`: only the pod label (churn-model -> churn) can have put the GPUs there
+    churn = days(runtime, "pods", "churn", now)
+    held = churn.gpu_usage[today]
+    assert 2 * 4 <= held <= 2 * 60 and churn.gpu_busy[today] == pytest.approx(held * 0.5)
+    assert churn.amounts(None, "gpu")[today] == pytest.approx(held / 3600 * 3.6), "the join keeps M's value"
+    # serve-0 has no ml-project label: its namespace names the project; the GPU held by no pod is nobody's
+    vision = days(runtime, "pods", "vision", now)
+    assert vision.gpu_usage[today] == pytest.approx(held / 2, abs=2)
+    idle = days(runtime, "pods", "__unattributed__", now)
+    assert idle.gpu_usage[today] == pytest.approx(held / 2, abs=2)
