@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.auth.changes import Change
-from monitor.reports.audit_inputs import AuditInputs, InstalledPackage, ProjectInfo, SourceEvidence
+from monitor.reports.audit_inputs import AuditInputs, FindingRecord, InstalledPackage, ProjectInfo, SourceEvidence
 from monitor.reports.finding_status import STATUSES, VulnerabilityPart, compliance, finding_doc, iso, iso_text
+from monitor.reports.replay import finding_at
 from monitor.stack.inventory.torch_build import from_label
 
 SCHEMA_VERSION = 1
@@ -111,7 +112,9 @@ def build_audit(inputs: AuditInputs) -> dict[str, Any]:
     findings: dict[str, list[dict[str, Any]]] = {}
     shared: dict[tuple[Any, ...], VulnerabilityPart] = {}
     for record in inputs.findings:
-        findings.setdefault(record.project, []).append(finding_doc(record, as_of, inputs.sla, inputs.uploads, shared))
+        findings.setdefault(record.project, []).append(
+            finding_doc(record, as_of, inputs.sla, inputs.uploads, shared, inputs.advisories_then)
+        )
 
     known = {p.id: p for p in inputs.projects}
     for project in sorted((set(packages) | set(findings)) - set(known)):
@@ -238,14 +241,31 @@ def _notes(inputs: AuditInputs) -> list[str]:
             "Feed states are shown only in a report of the present moment; the advisory evidence is the "
             "database revision in force at as_of."
         )
-        notes.append("IDs and aliases are every name the vulnerability is known by now (aliases are not replayed).")
+        then = inputs.advisories_then or {}
+        revision = inputs.advisories.revision if inputs.advisories is not None else None
+        notes.append(
+            f"IDs, aliases and CVSS scores are those of the advisory records in force at as_of (revision {revision})."
+        )
+        unnamed = sum(1 for f in inputs.findings if (f.ids, f.package) not in then)
+        if unnamed:
+            notes.append(
+                f"{unnamed} finding{'s' if unnamed != 1 else ''} had no advisory record in force at as_of under any "
+                "of its names: shown with the names known now."
+            )
     rescored = any(
-        e.kind == "changed" and e.at > inputs.as_of and "severity" in e.detail
+        e.kind == "changed" and e.at > inputs.as_of and "severity" in e.detail and not _score_replayed(inputs, f)
         for f in inputs.findings
         for e in f.events
     )
     if rescored:
-        notes.append("A score is left empty where the severity changed after as_of (scores are not kept per change).")
+        notes.append(
+            "A score is left empty where the severity changed after as_of and the records then do not give it."
+        )
     if inputs.changes_truncated:
         notes.append("The change log of the period is longer than the report holds; narrow the period with since.")
     return notes
+
+
+def _score_replayed(inputs: AuditInputs, record: FindingRecord) -> bool:
+    named = (inputs.advisories_then or {}).get((record.ids, record.package))
+    return named is not None and named.rating == finding_at(record, inputs.as_of).severity

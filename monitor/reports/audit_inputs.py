@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from monitor.auth.changes import Change
+from monitor.reports.advisories_then import AdvisoryThen, GroupKey
 
 DEFAULT_PERIOD = timedelta(days=90)
 """The period before `as_of` whose fixed findings and changes a report lists."""
@@ -140,3 +141,6 @@ class AuditInputs:
     feeds: Sequence[FeedEvidence] = ()
     changes: Sequence[Change] = ()
     changes_truncated: bool = False
+    advisories_then: Mapping[GroupKey, AdvisoryThen] | None = None
+    """Past reports: the names and score the advisory records in force at `as_of` gave each
+    (names now, package); None for a report of the present."""

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Select, and_, func, or_, select, union
 from monitor.config.models import MlmonConfig
 from monitor.core.errors import InvalidInput, Issue, NotFound
 from monitor.core.gc_pause import gc_paused
+from monitor.reports.advisories_then import advisories_then
 from monitor.reports.audit import build_audit
 from monitor.reports.audit_inputs import (
     DEFAULT_PERIOD,
@@ -273,6 +274,23 @@ def _advisories(conn: Connection, as_of: datetime) -> AdvisoryEvidence | None:
     )
 
 
+_IDS_PER_QUERY = 500
+
+
+def _documents_then(conn: Connection, revision: int, names: Sequence[str]) -> dict[str, Any]:
+    """ID -> the OSV record in force at `revision`, for those of `names` that had one."""
+    a = stack_advisories.c
+    found: dict[str, Any] = {}
+    for start in range(0, len(names), _IDS_PER_QUERY):
+        query = select(a.id, a.document).where(
+            a.id.in_(list(names[start : start + _IDS_PER_QUERY])),
+            a.added_revision <= revision,
+            or_(a.replaced_revision.is_(None), a.replaced_revision > revision),
+        )
+        found.update((ident, document) for ident, document in conn.execute(query))
+    return found
+
+
 def _feeds(conn: Connection) -> list[FeedEvidence]:
     f = stack_feeds.c
     query = select(
@@ -353,6 +371,11 @@ def load_audit(
         feeds = _feeds(conn) if current else []
         needed = {(f.package, fix) for f in findings if f.events and (fix := changed_fix(f, moment)) is not None}
         uploads = _uploads(conn, needed)
+        then = None
+        if not current and advisories is not None:
+            groups = {(f.ids, f.package) for f in findings}
+            names = sorted({name for ids, _ in groups for name in ids})
+            then = advisories_then(groups, _documents_then(conn, advisories.revision, names))
     changes = store.changes.entries(since=start, until=moment, limit=CHANGES_LIMIT)
     return AuditInputs(
         generated_at=now,
@@ -370,6 +393,7 @@ def load_audit(
         feeds=feeds,
         changes=changes,
         changes_truncated=len(changes) >= CHANGES_LIMIT,
+        advisories_then=then,
     )
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
+from monitor.reports.advisories_then import AdvisoryThen, GroupKey
 from monitor.reports.audit_inputs import FindingRecord
 from monitor.reports.replay import FindingAt, IgnoreSpan, covered, finding_at
 
@@ -72,17 +73,21 @@ def _vulnerability_part(
     then: FindingAt,
     sla: Mapping[str, timedelta | None],
     uploads: Mapping[tuple[str, str], datetime],
+    named: AdvisoryThen | None,
 ) -> VulnerabilityPart:
     fix_at = _fix_available_at(record, then.fixed_in, uploads)
     allowed = sla.get(then.severity, sla.get("unknown"))
     due = fix_at + allowed if fix_at is not None and allowed is not None and then.state == "affected" else None
-    ids = record.ids or (then.vuln_id,)
+    ids = named.names if named is not None else record.ids or (then.vuln_id,)
+    score = None if then.severity_changed_since else record.score
+    if named is not None and named.rating == then.severity:
+        score = named.score
     part = {
         "id": then.vuln_id,
         "aliases": [i for i in ids if i != then.vuln_id],
         "summary": record.summary,
         "severity": then.severity,
-        "score": None if then.severity_changed_since else record.score,
+        "score": score,
         "state": then.state,
         "fixed_in": then.fixed_in,
         "fix_available_at": iso(fix_at),
@@ -98,6 +103,7 @@ def finding_doc(
     sla: Mapping[str, timedelta | None],
     uploads: Mapping[tuple[str, str], datetime],
     shared: dict[tuple[Any, ...], VulnerabilityPart] | None = None,
+    advisories_then: Mapping[GroupKey, AdvisoryThen] | None = None,
 ) -> dict[str, Any]:
     """One finding as it stood at `as_of`, with its SLA outcome.
 
@@ -110,7 +116,8 @@ def finding_doc(
            then.severity_changed_since)  # fmt: skip
     found = shared.get(key) if shared is not None else None
     if found is None:
-        found = _vulnerability_part(record, then, sla, uploads)
+        named = advisories_then.get((record.ids, record.package)) if advisories_then is not None else None
+        found = _vulnerability_part(record, then, sla, uploads, named)
         if shared is not None:
             shared[key] = found
     part, due = found

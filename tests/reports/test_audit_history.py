@@ -6,6 +6,7 @@ unknown project)."""
 from __future__ import annotations
 
 import gc
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from monitor.core.errors import InvalidInput, NotFound
 from monitor.reports.audit_loader import audit_report
 from tests.reports.conftest import IGNORE_REASON, NOW, T1, T2, T3, T4, T5, T6, Timeline
 from tests.stack.support import torch_releases
+from tests.support.peers import shared_data
 
 A = datetime(2026, 2, 15, tzinfo=UTC)  # both CVEs open; CVE-2026-24747 still within its SLA; vision ignores it
 B = datetime(2026, 3, 5, tzinfo=UTC)  # churn fixed in time; ranker overdue; vision's ignore covers it
@@ -187,6 +189,9 @@ def test_a_fix_published_later_is_not_seen_before_it(timeline: Timeline) -> None
     old = finding(before, "vision", CVE_3730)
     assert old["fixed_in"] is None and old["fix_available_at"] is None and old["due_at"] is None
     assert old["status"] == "open" and old["sla"] == "none" and old["advisory_revision"] == 1
+    # PYSEC-2026-1970 (an alias now) was not in the database yet: the names are those of revision 1
+    assert old["aliases"] == ["GHSA-887c-mr87-cxwp"] and old["score"] == 4.8
+    assert any("advisory records in force at as_of (revision" in n for n in before["notes"])
     # findings fixed before the period (90 days back from E) are left out
     assert project(before, "churn")["findings"] == [] and project(before, "ranker")["findings"] == []
 
@@ -340,3 +345,22 @@ def test_a_project_no_longer_configured_is_still_reported(timeline: Timeline) ->
     assert {f["id"]: f["status"] for f in ranker["findings"]} == {CVE_24747: "overdue", CVE_3730: "open"}
     alone = audit_report(timeline.store, trimmed, NOW, as_of=B, projects=["ranker"])
     assert [p["project"] for p in alone["projects"]] == ["ranker"]
+
+
+def test_a_record_rescored_later_keeps_its_old_score_in_a_past_report(timeline: Timeline) -> None:
+    """GHSA-887c-mr87-cxwp re-published on 2026-07-15 with a critical vector: the finding is
+    re-scored then; a report of a date before shows the score the records gave on that date."""
+    record = json.loads(shared_data("osv", "PyPI", "torch", "GHSA-887c-mr87-cxwp.json").read_text())
+    record["modified"] = "2026-07-15T08:00:00Z"
+    record["severity"] = [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]
+    (timeline.tmp / "osv" / "GHSA-887c-mr87-cxwp.json").write_text(json.dumps(record))
+    timeline.step(datetime(2026, 7, 15, 9, 0, tzinfo=UTC))
+    timeline.clock.set(NOW)
+
+    now = finding(report(timeline), "vision", CVE_3730)
+    assert (now["severity"], now["score"]) == ("critical", 9.8)
+    before = report(timeline, E)
+    old = finding(before, "vision", CVE_3730)
+    # severity replayed from the finding's events, the score from the records in force on E
+    assert (old["severity"], old["score"]) == ("medium", 4.8)
+    assert not any("score is left empty" in n for n in before["notes"])
