@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.config.models import MlmonConfig
+from monitor.config.models import MlmonConfig, ProjectConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +15,15 @@ class ConfigChange:
     project: str | None
     target: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def directory(project: ProjectConfig) -> dict[str, Any]:
+    """Who a project is and who answers for it: what an audit of a past date replays."""
+    return {
+        "name": project.display_name,
+        "team": project.team,
+        "owners": [owner.model_dump(mode="json") for owner in project.owners],
+    }
 
 
 def _dump(value: Any) -> Any:
@@ -26,9 +35,9 @@ def config_changes(old: MlmonConfig, new: MlmonConfig) -> Iterator[ConfigChange]
     before = {p.id: p for p in old.projects}
     after = {p.id: p for p in new.projects}
     for pid in sorted(after.keys() - before.keys()):
-        yield ConfigChange("project.create", pid, pid)
+        yield ConfigChange("project.create", pid, pid, {"directory": {"after": directory(after[pid])}})
     for pid in sorted(before.keys() - after.keys()):
-        yield ConfigChange("project.delete", pid, pid)
+        yield ConfigChange("project.delete", pid, pid, {"directory": {"before": directory(before[pid])}})
     for pid in sorted(after.keys() & before.keys()):
         was, now = before[pid], after[pid]
         if was.spend != now.spend:
@@ -39,7 +48,10 @@ def config_changes(old: MlmonConfig, new: MlmonConfig) -> Iterator[ConfigChange]
             n for n in type(now).model_fields if n not in ("spend", "stack") and getattr(was, n) != getattr(now, n)
         ]
         if other:
-            yield ConfigChange("project.change", pid, pid, {"fields": other})
+            details: dict[str, Any] = {"fields": other}
+            if directory(was) != directory(now):
+                details["directory"] = {"before": directory(was), "after": directory(now)}
+            yield ConfigChange("project.change", pid, pid, details)
     rules_before = {r.name: r for r in old.rules}
     rules_after = {r.name: r for r in new.rules}
     for name in sorted(rules_after.keys() | rules_before.keys()):

@@ -233,7 +233,10 @@ def _unknown_source(name: str, info: ProjectInfo) -> dict[str, Any]:
 
 def _notes(inputs: AuditInputs) -> list[str]:
     notes = [
-        "Owners, team and names are from the configuration in force when the report was made.",
+        "Owners, team and names are from the configuration in force when the report was made."
+        if inputs.current
+        else "Owners, team and names are those in force at as_of, replayed from the configuration reloads in the "
+        "change log (a restart with another configuration file is not in it).",
         "Findings fixed before the period's start are left out; findings open at as_of are all listed.",
     ]
     if not inputs.current:

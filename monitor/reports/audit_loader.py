@@ -31,6 +31,7 @@ from monitor.reports.audit_inputs import (
     ProjectInfo,
     SourceEvidence,
 )
+from monitor.reports.directory_then import DIRECTORY_ACTIONS, directory_then
 from monitor.reports.raw_values import Decoder, json_text, raw
 from monitor.reports.replay import changed_fix
 from monitor.stack.advisories.severity import RATINGS
@@ -377,6 +378,9 @@ def load_audit(
             names = sorted({name for ids, _ in groups for name in ids})
             then = advisories_then(groups, _documents_then(conn, advisories.revision, names))
     changes = store.changes.entries(since=start, until=moment, limit=CHANGES_LIMIT)
+    if not current:
+        later = store.changes.entries(since=moment, actions=DIRECTORY_ACTIONS, limit=CHANGES_LIMIT)
+        infos = directory_then(infos, later, moment, wanted)
     return AuditInputs(
         generated_at=now,
         as_of=moment,

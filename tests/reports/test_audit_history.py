@@ -8,13 +8,14 @@ from __future__ import annotations
 import gc
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.core.errors import InvalidInput, NotFound
 from monitor.reports.audit_loader import audit_report
-from tests.reports.conftest import IGNORE_REASON, NOW, T1, T2, T3, T4, T5, T6, Timeline
+from tests.reports.conftest import IGNORE_REASON, NOW, T1, T2, T3, T4, T5, T6, Timeline, config_text
 from tests.stack.support import torch_releases
 from tests.support.peers import shared_data
 
@@ -364,3 +365,40 @@ def test_a_record_rescored_later_keeps_its_old_score_in_a_past_report(timeline: 
     # severity replayed from the finding's events, the score from the records in force on E
     assert (old["severity"], old["score"]) == ("medium", 4.8)
     assert not any("score is left empty" in n for n in before["notes"])
+
+
+def test_owners_team_and_names_of_a_past_date_come_from_the_change_log(timeline: Timeline) -> None:
+    """On 2026-07-15 a reload hands churn to another team and owner and drops ranker: the report of
+    a date before shows who answered for them then; the current one who does now."""
+    text = config_text(timeline.tmp, timeline.index_url, ignore=False)
+    text = text.replace("name: Churn classifier\n    team: growth\n", "name: Churn v2\n    team: platform\n")
+    text = text.replace(
+        'owners: [{name: Ada, email: ada@example.com, slack: "@ada"}]',
+        "owners: [{name: Grace, email: grace@example.com}]",
+    )
+    ranker = text.index("  - id: ranker")
+    text = text[:ranker] + text[text.index("  - id: vision") :]
+    timeline.clock.set(datetime(2026, 7, 15, 9, 0, tzinfo=UTC))
+    Path(timeline.runtime.settings.config).write_text(text)
+    assert timeline.runtime.reload(actor="ops-admin").ok
+    timeline.clock.set(NOW)
+
+    now = report(timeline)
+    churn_now = project(now, "churn")
+    assert (churn_now["name"], churn_now["team"], churn_now["owners"]) == (
+        "Churn v2",
+        "platform",
+        [{"name": "Grace", "email": "grace@example.com", "slack": None}],
+    )
+    assert project(now, "ranker")["configured"] is False and project(now, "ranker")["owners"] == []
+
+    past = report(timeline, E)
+    churn = project(past, "churn")
+    assert (churn["name"], churn["team"]) == ("Churn classifier", "growth")
+    assert churn["owners"] == [{"name": "Ada", "email": "ada@example.com", "slack": "@ada"}]
+    ranker_then = project(past, "ranker")
+    assert ranker_then["team"] == "search" and [o["name"] for o in ranker_then["owners"]] == ["Linus"]
+    assert project(past, "vision")["owners"] == project(now, "vision")["owners"], "vision did not change"
+    assert any("replayed from the configuration reloads" in n for n in past["notes"])
+    # a date after the reload is as now
+    assert project(report(timeline, datetime(2026, 7, 16, tzinfo=UTC)), "churn")["team"] == "platform"
