@@ -35,6 +35,14 @@ def rows(driver: Any) -> list[str]:
     return [row.get_attribute("data-project") for row in css(driver, "#scorecard tbody tr[data-project]")]
 
 
+def arrived(driver: Any, path: str, selector: str) -> None:
+    """Wait for a page reached by a click: the URL changes when the navigation commits, before the
+    new document is parsed, so wait for an element of the new page too."""
+    wait_until(
+        lambda: driver.current_url.endswith(path) and bool(css(driver, selector)), 20, what=f"{path} ({selector})"
+    )
+
+
 def sign_in(driver: Any, world: World, who: str, target: str = "/") -> None:
     driver.get(f"{world.url}/logout")
     driver.get(f"{world.url}/login?next={target}")
@@ -50,8 +58,12 @@ def test_sign_in_then_sort_and_filter_the_overview(world: World, browser: Any) -
     one(browser, "#sign-in").click()
     one(browser, "#token").send_keys(world.tokens["admin"])
     one(browser, "#sign-in-button").click()
-    wait_until(lambda: browser.current_url == f"{world.url}/", 20, what="the overview after signing in")
-    assert one(browser, "#principal").text.startswith("ui-admin")
+    # the URL changes when the navigation commits, before the new page is parsed: wait for its content
+    wait_until(
+        lambda: browser.current_url == f"{world.url}/" and one(browser, "#principal").text.startswith("ui-admin"),
+        20,
+        what="the overview after signing in",
+    )
     assert world.tokens["admin"] not in browser.page_source
     assert "mlmon_session" not in browser.execute_script("return document.cookie")  # HttpOnly
 
@@ -93,7 +105,7 @@ def test_sign_in_then_sort_and_filter_the_overview(world: World, browser: Any) -
 def test_the_project_page_draws_quality_spend_efficiency_and_findings(world: World, browser: Any) -> None:
     sign_in(browser, world, "viewer")
     one(browser, 'tr[data-project="churn"] th a').click()
-    wait_until(lambda: browser.current_url.endswith("/projects/churn"), 10)
+    arrived(browser, "/projects/churn", "#target")
     assert one(browser, "#target").text == 'accuracy{model="churn-classifier"} >= 0.92'
 
     quality = one(browser, "#quality svg.chart-quality")
@@ -172,7 +184,7 @@ def test_ack_an_alert_and_silence_another_from_the_alerts_page(world: World, bro
 def test_the_audit_page_prints(world: World, browser: Any) -> None:
     sign_in(browser, world, "auditor")
     one(browser, 'header nav a[href="/audit"]').click()
-    wait_until(lambda: browser.current_url.endswith("/audit"), 10)
+    arrived(browser, "/audit", "#audit-facts")
     facts = one(browser, "#audit-facts").text
     assert "0%" in one(browser, "#audit-compliance").text and "overdue" in facts
     projects = {r.get_attribute("data-project") for r in css(browser, "#audit-projects tbody tr")}
@@ -194,8 +206,11 @@ def test_the_audit_page_prints(world: World, browser: Any) -> None:
     (ARTIFACTS / "06-audit.pdf").write_bytes(data)
 
     one(browser, "#audit-print").click()
-    wait_until(lambda: "/audit/print" in browser.current_url, 10)
-    assert browser.title.startswith("PyTorch stack audit report")
+    wait_until(
+        lambda: "/audit/print" in browser.current_url and browser.title.startswith("PyTorch stack audit report"),
+        20,
+        what="the printable report",
+    )
     screenshot(browser, "07-audit-printable")
     for secret in SECRETS.values():
         assert secret not in browser.page_source or secret == SECRETS["MLMON_UI_SMTP_USER"]
@@ -211,5 +226,11 @@ def test_an_expired_session_shows_why_and_signing_in_returns_to_the_page(world: 
     screenshot(browser, "08-expired-session")
     one(browser, "#token").send_keys(world.tokens["viewer"])
     one(browser, "#sign-in-button").click()
-    wait_until(lambda: browser.current_url.endswith("/alerts?project=churn"), 10, what="the page asked for")
-    assert one(browser, "#principal").text.startswith("ui-viewer")
+    wait_until(
+        lambda: (
+            browser.current_url.endswith("/alerts?project=churn")
+            and one(browser, "#principal").text.startswith("ui-viewer")
+        ),
+        20,
+        what="the page asked for, signed in",
+    )
