@@ -112,6 +112,8 @@ def test_projects_and_project_detail(runtime: Runtime) -> None:
     forecast = churn["forecast"]
     assert forecast["available"] and forecast["daily_mean"] == pytest.approx(24.0) and forecast["confidence"] == 0.8
     assert forecast["lower"] <= forecast["point"] <= forecast["upper"]
+    # five complete days: too few to tell the weekdays apart, so the flat run rate
+    assert forecast["seasonality"] == "none" and forecast["seasonality_p"] is None
     assert [(t["spend"], t["threshold"]) for t in churn["thresholds"]] == [
         ("actual", "50%"),
         ("actual", "90%"),
@@ -219,3 +221,41 @@ def test_a_token_scoped_to_one_project_sees_only_its_spend(runtime: Runtime) -> 
 @pytest.fixture(autouse=True)
 def _pyarrow() -> None:
     require_pyarrow()
+
+
+def test_a_working_week_is_forecast_per_weekday_in_the_api_and_on_the_page(
+    make_runtime: RuntimeFactory, tmp_path: Path
+) -> None:
+    """Three weeks of a team that trains on weekdays (48 USD a weekday, 4 a weekend day): the
+    budget's forecast fills each day left with its weekday's rate, and the page says so."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+    clock = FrozenClock(now)
+    runtime = make_runtime(CONFIG.format(exports=exports).replace("lookback: 14d", "lookback: 21d"), clock=clock)
+
+    def rate(day: date) -> float:
+        return 2.0 if day.weekday() < 5 else 4.0 / 24
+
+    out = []
+    for back in range(21, -1, -1):
+        day = now.date() - timedelta(days=back)
+        hours = range(24) if back else range(now.hour + 1)
+        out.extend(Charge(datetime(day.year, day.month, day.day, h, tzinfo=UTC), rate(day), "churn") for h in hours)
+    write_focus(exports / "month.csv", out)
+    [plan] = runtime.plans
+    assert SourceRunner(runtime.store, clock).run(plan).ok
+
+    period = period_at(now, zone("UTC"), PeriodKind.MONTHLY)
+    complete = sum(24 * rate(d) for d in (now.date() - timedelta(days=b) for b in range(1, 22)) if period.contains(d))
+    left = [now.date() + timedelta(days=i) for i in range((period.end - now.date()).days)]
+    with TestClient(create_app(runtime)) as client:
+        churn = {p["project"]: p for p in client.get("/api/v1/spend/projects").json()}["churn"]["budget"]
+        page = client.get("/projects/churn").text
+    forecast = churn["forecast"]
+    assert forecast["seasonality"] == "weekly" and forecast["seasonality_p"] == 0.0, forecast
+    assert "weekday means" in forecast["method"]
+    assert forecast["point"] == pytest.approx(complete + sum(24 * rate(d) for d in left), abs=1e-3)
+    # no spread within a weekday: the interval has no width (never below what is spent)
+    assert forecast["lower"] == pytest.approx(forecast["point"], abs=1e-3)
+    assert "one run rate per weekday" in page
