@@ -87,6 +87,19 @@ def test_budget_thresholds_fire_hold_and_clear_with_hysteresis() -> None:
     )
 
 
+def test_a_working_week_forecast_says_it_runs_per_weekday() -> None:
+    # four weeks before Friday 2026-11-20: 80 a weekday, 10 a weekend day; today's partial 30
+    daily = {d: (80.0 if d.weekday() < 5 else 10.0) for d in days(date(2026, 10, 23), date(2026, 11, 19), 0.0)}
+    data = project([focus_days({**daily, date(2026, 11, 20): 30.0})], {"budget": {"amount": 2000}})
+    details = verdicts(budget, {}, data)["spend=forecast,threshold=100%"].details
+    spent = sum(v for d, v in daily.items() if d.month == 11)
+    # the 11 days left, today's partial day included, each at its weekday's rate
+    left = [date(2026, 11, 20 + i) for i in range(11)]
+    assert details["forecast"] == pytest.approx(spent + sum(80.0 if d.weekday() < 5 else 10.0 for d in left))
+    assert details["forecast_seasonality"] == "weekly"
+    assert details["forecast_text"].endswith(", one rate per weekday)")
+
+
 def test_a_source_in_another_currency_is_never_summed_and_the_budget_reports_why() -> None:
     daily = days(date(2026, 11, 1), date(2026, 11, 19), 500.0)
     data = project([focus_days(daily, currency="EUR")], {"budget": {"amount": 1000, "currency": "USD"}})

@@ -71,8 +71,10 @@ def describe(status: BudgetStatus) -> dict[str, Any]:
         "forecast_lower": None if f.lower is None else round(f.lower, 2),
         "forecast_upper": None if f.upper is None else round(f.upper, 2),
         "forecast_confidence": f.confidence,
+        "forecast_seasonality": f.seasonality,
         "forecast_text": (
-            f"{money(f.point, c)} ({f.confidence:.0%} interval {money(f.lower, c)} - {money(f.upper, c)})"
+            f"{money(f.point, c)} ({f.confidence:.0%} interval {money(f.lower, c)} - {money(f.upper, c)}"
+            f"{', one rate per weekday' if f.seasonality == 'weekly' else ''})"
             if f.available
             else f"no forecast ({f.reason})"
         ),
@@ -162,6 +164,7 @@ KIND = RuleKind(
         "forecast_lower",
         "forecast_upper",
         "forecast_confidence",
+        "forecast_seasonality",
         "forecast_text",
         "data_through",
         "sources",
