@@ -136,10 +136,14 @@ class Selection:
                 f" and {len(names) - NOTE_NAMES} more" if len(names) > NOTE_NAMES else ""
             )
             notes.append(
-                f"{self.origin}: {len(self.skipped)} entries are not installed on the target "
+                f"{self.origin}: {_entries(len(self.skipped))} not installed on the target "
                 f"({self.target.describe()}) and were not checked: {shown}"
             )
         notes.extend(
             f"{self.origin}: marker of {entry} could not be read; the entry is checked" for entry in self.unread
         )
         return notes
+
+
+def _entries(count: int) -> str:
+    return "1 entry is" if count == 1 else f"{count} entries are"
