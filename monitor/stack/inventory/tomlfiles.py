@@ -20,7 +20,7 @@ from packaging.pylock import Pylock, PylockUnsupportedVersionError, PylockValida
 
 from monitor.stack.inventory.model import Inventory, InventoryError, Package, package
 from monitor.stack.inventory.target import Selection, Target
-from monitor.stack.versions import canonical_name
+from monitor.stack.inventory.uv_graph import UvGraph
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
@@ -102,7 +102,7 @@ def parse_uv(text: str, origin: str, target: Target | None = None) -> Inventory:
         raise InventoryError(origin, f"expected an integer lock `version`, got {doc['version']!r}", 1)
     lines = table_lines(text, "package")
     entries = _entries(doc, "package", origin)
-    roots: list[int] = []
+    roots: set[int] = set()
     for index, entry in enumerate(entries):
         line = lines[index] if index < len(lines) else None
         name = _string(entry, "name", origin, f"package[{index}]", line)
@@ -110,9 +110,9 @@ def parse_uv(text: str, origin: str, target: Target | None = None) -> Inventory:
         if not isinstance(source, Mapping):
             raise InventoryError(origin, f"package[{index}] ({name}): expected a `source` table", line)
         if any(key in source for key in _LOCAL_SOURCES):
-            roots.append(index)
+            roots.add(index)
     selection = Selection(target, origin)
-    scopes = _UvGraph(entries, origin, lines, selection).scopes(roots) if roots else None
+    scopes = UvGraph(entries, origin, lines, selection).scopes(roots) if roots else None
     packages: list[Package] = []
     notes: list[str] = []
     for index, entry in enumerate(entries):
@@ -140,102 +140,6 @@ def parse_uv(text: str, origin: str, target: Target | None = None) -> Inventory:
 
 def _string_list(value: object) -> list[str] | None:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else None
-
-
-class _UvGraph:
-    """uv.lock's dependency edges, walked from the project's own entries."""
-
-    def __init__(self, entries: list[Mapping[str, Any]], origin: str, lines: list[int], selection: Selection) -> None:
-        self.entries = entries
-        self.origin = origin
-        self.lines = lines
-        self.selection = selection
-        self.by_name: dict[str, list[int]] = {}
-        for index, entry in enumerate(entries):
-            self.by_name.setdefault(canonical_name(str(entry["name"])), []).append(index)
-
-    def scopes(self, roots: list[int]) -> dict[int, str | None]:
-        """Entry index -> None (installed with the project) or "dev" (only through a dev group), for
-        every entry reached along edges whose markers hold on the target (all edges without one)."""
-        reached: dict[int, str | None] = {}
-        seen: set[tuple[int, str | None]] = set()
-        main: list[Mapping[str, Any]] = []
-        dev: list[Mapping[str, Any]] = []
-        for root in roots:
-            main.extend(self._edges(root, "dependencies"))
-            for extra in self._groups(root, "optional-dependencies"):
-                main.extend(self._edges(root, "optional-dependencies", extra))
-            for group in self._groups(root, "dev-dependencies"):
-                dev.extend(self._edges(root, "dev-dependencies", group))
-        # the main walk first: what it reaches stays main when a dev group needs it too
-        self._walk(main, None, reached, seen)
-        self._walk(dev, "dev", reached, seen)
-        return reached
-
-    def _walk(
-        self,
-        edges: list[Mapping[str, Any]],
-        scope: str | None,
-        reached: dict[int, str | None],
-        seen: set[tuple[int, str | None]],
-    ) -> None:
-        stack = list(edges)
-        while stack:
-            edge = stack.pop()
-            marker = edge.get("marker")
-            if isinstance(marker, str) and not self._holds(str(edge.get("name")), marker):
-                continue
-            extras = (
-                [e for e in edge.get("extra", []) if isinstance(e, str)] if isinstance(edge.get("extra"), list) else []
-            )
-            for index in self._resolve(edge):
-                reached.setdefault(index, scope)
-                for state in [(index, None), *((index, extra) for extra in extras)]:
-                    if state in seen:
-                        continue
-                    seen.add(state)
-                    if state[1] is None:
-                        stack.extend(self._edges(index, "dependencies"))
-                    else:
-                        stack.extend(self._edges(index, "optional-dependencies", state[1]))
-
-    def _holds(self, name: str, marker: str) -> bool:
-        target = self.selection.target
-        if target is None:
-            return True
-        verdict = target.holds(marker)
-        if verdict is None:
-            self.selection.unread.append(f"the edge to {name} ({marker})")
-        return verdict is not False
-
-    def _resolve(self, edge: Mapping[str, Any]) -> list[int]:
-        found = self.by_name.get(canonical_name(str(edge.get("name", ""))), [])
-        version = edge.get("version")
-        if isinstance(version, str):
-            pinned = [i for i in found if self.entries[i].get("version") == version]
-            return pinned or found
-        return found
-
-    def _groups(self, index: int, key: str) -> list[str]:
-        table = self.entries[index].get(key)
-        return [str(k) for k in table] if isinstance(table, Mapping) else []
-
-    def _edges(self, index: int, key: str, group: str | None = None) -> list[Mapping[str, Any]]:
-        value: Any = self.entries[index].get(key)
-        if group is not None:
-            value = value.get(group) if isinstance(value, Mapping) else None
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(e, Mapping) and "name" in e for e in value):
-            line = self.lines[index] if index < len(self.lines) else None
-            where = f"{key}.{group}" if group else key
-            raise InventoryError(
-                self.origin,
-                f"package[{index}] ({self.entries[index]['name']}): expected `{where}` as a list of "
-                "{ name = ... } tables",
-                line,
-            )
-        return value
 
 
 def parse_pylock(text: str, origin: str, target: Target | None = None) -> Inventory:
