@@ -5,8 +5,8 @@ of its `[[package]]` table so errors and SARIF results can point at it.
 
 With a target environment, poetry.lock's and pylock.toml's per-package markers are evaluated; a
 uv.lock states markers on its dependency edges instead, so its packages are the ones reached from
-the project's own entries along edges whose markers hold (`uv_graph`, which also tells the packages only the
-dev groups bring in).
+the project's own entries along edges whose markers hold (`uv_graph`, which also tells the
+packages only the dev groups bring in).
 """
 
 from __future__ import annotations
