@@ -43,6 +43,18 @@ def test_check_config_accepts_the_example() -> None:
     assert done.stderr == ""
 
 
+@pytest.mark.parametrize(
+    "example",
+    sorted({*REPO.glob("examples/*/mlmon.yaml"), REPO / "examples" / "compose.yaml"}),
+    ids=lambda path: str(path.relative_to(REPO)),
+)
+def test_every_example_configuration_is_accepted(example: Path) -> None:
+    """The family examples the docs point at (stack, quality, spend) and compose's copy stay valid."""
+    done = mlmon("check-config", str(example))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().startswith(f"{example}: OK (")
+
+
 SOURCE_HEAD = """\
 projects:
   - id: churn
