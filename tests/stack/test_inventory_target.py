@@ -40,6 +40,10 @@ def skipped_note(inv: Inventory) -> str:
 def test_the_declared_environment_is_complete_and_nothing_comes_from_this_machine() -> None:
     env = WINDOWS.environment
     assert env["platform_system"] == "Windows" and env["os_name"] == "nt" and env["python_full_version"] == "3.12.0"
+    assert (
+        WINDOWS.python == "3.12"
+        and Target.declare(python_version="3.12", python_full_version="3.12.7").python == "3.12.7"
+    )
     assert WINDOWS.conda_subdir == "win-64" and MAC.conda_subdir == "osx-arm64" and LINUX.conda_subdir == "linux-64"
     # every PEP 508 variable is declared, so `packaging` never fills one in from the machine running mlmon
     assert set(env) >= {
@@ -83,10 +87,12 @@ def test_requirements_keep_the_lines_whose_markers_hold(tmp_path: Path) -> None:
     note = skipped_note(linux)
     assert (
         "3 entries" in note
-        and "Python 3.11.0 on linux x86_64" in note
+        and "Python 3.11 on linux x86_64" in note
         and "pywin32==306, tomli==2.0.1, torch==2.5.1" in note
     )
     assert str(path) in note
+    # a requirements file names no Python: the inventory's is the declared one
+    assert linux.python_version == "3.11" and everything.python_version is None
 
     mac = read_lockfile(path, target=MAC)
     assert pairs(mac) == {("torch", "2.5.1"), ("tomli", "2.0.1"), ("numpy", "1.26.4"), ("colorama", "0.4.6")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -97,7 +98,11 @@ def read_lockfile(path: str | Path, fmt: LockFormat = "auto", target: Target | N
         "conda_env": lambda: parse_environment(text, origin, base=file.parent, target=target),
         "conda_lock": lambda: parse_conda_lock(text, origin, target),
     }
-    return _with_torch(parsers[chosen](), target)
+    inventory = parsers[chosen]()
+    if target is not None and inventory.python_version is None:
+        # a lock file rarely says which Python runs it; the declared target does
+        inventory = replace(inventory, python_version=target.python, _index={})
+    return _with_torch(inventory, target)
 
 
 def read_sbom(path: str | Path, fmt: SbomFormat = "auto") -> Inventory:

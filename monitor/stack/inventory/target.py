@@ -35,6 +35,8 @@ class Target:
 
     environment: Mapping[str, str]
     conda_subdir: str | None
+    python: str
+    """The Python as declared: `3.11`, or `3.11.9` when the full version was given."""
     _verdicts: dict[str, bool | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -65,11 +67,11 @@ class Target:
         }
         arch = _CONDA_ARCH.get(platform_machine.lower())
         subdir = f"{_CONDA_OS[sys_platform]}-{arch}" if arch else None
-        return cls(environment, subdir)
+        return cls(environment, subdir, python_full_version or python_version)
 
     def describe(self) -> str:
         env = self.environment
-        return f"Python {env['python_full_version']} on {env['sys_platform']} {env['platform_machine']}"
+        return f"Python {self.python} on {env['sys_platform']} {env['platform_machine']}"
 
     def holds(self, marker: str | Marker | None) -> bool | None:
         """Whether an entry with this marker is installed on the target; None: the marker could not
