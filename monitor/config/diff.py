@@ -49,8 +49,9 @@ def config_changes(old: MlmonConfig, new: MlmonConfig) -> Iterator[ConfigChange]
         ]
         if other:
             details: dict[str, Any] = {"fields": other}
-            if directory(was) != directory(now):
-                details["directory"] = {"before": directory(was), "after": directory(now)}
+            then, later = directory(was), directory(now)
+            if then != later:
+                details["directory"] = {"before": then, "after": later}
             yield ConfigChange("project.change", pid, pid, details)
     rules_before = {r.name: r for r in old.rules}
     rules_after = {r.name: r for r in new.rules}

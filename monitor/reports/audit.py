@@ -256,9 +256,9 @@ def _notes(inputs: AuditInputs) -> list[str]:
                 "of its names: shown with the names known now."
             )
     rescored = any(
-        e.kind == "changed" and e.at > inputs.as_of and "severity" in e.detail and not _score_replayed(inputs, f)
+        any(e.kind == "changed" and e.at > inputs.as_of and "severity" in e.detail for e in f.events)
+        and not _score_replayed(inputs, f)
         for f in inputs.findings
-        for e in f.events
     )
     if rescored:
         notes.append(

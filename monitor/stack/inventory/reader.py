@@ -118,7 +118,7 @@ def read_sbom(path: str | Path, fmt: SbomFormat = "auto") -> Inventory:
 
 
 def _with_torch(inventory: Inventory, target: Target | None = None) -> Inventory:
-    platform = target.environment["sys_platform"] if target else None
+    platform = target.sys_platform if target else None
     return inventory.with_torch(torch_build.detect(inventory.packages, platform=platform))
 
 
@@ -167,8 +167,7 @@ def read_repo(
     if not parts:
         raise InventoryError(str(root), "found no lock file, requirements file, conda file, SBOM or environment")
     merged = merge("repo", str(root), parts)
-    platform = target.environment["sys_platform"] if target else None
-    return merged.with_torch(merged.torch or torch_build.detect(merged.packages, platform=platform))
+    return merged if merged.torch else _with_torch(merged, target)
 
 
 def read_path(path: str | Path) -> Inventory:

@@ -69,9 +69,12 @@ class Target:
         subdir = f"{_CONDA_OS[sys_platform]}-{arch}" if arch else None
         return cls(environment, subdir, python_full_version or python_version)
 
+    @property
+    def sys_platform(self) -> str:
+        return self.environment["sys_platform"]
+
     def describe(self) -> str:
-        env = self.environment
-        return f"Python {self.python} on {env['sys_platform']} {env['platform_machine']}"
+        return f"Python {self.python} on {self.sys_platform} {self.environment['platform_machine']}"
 
     def holds(self, marker: str | Marker | None) -> bool | None:
         """Whether an entry with this marker is installed on the target; None: the marker could not
