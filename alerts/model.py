@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -43,10 +42,26 @@ class Verdict:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MASK = 0xFFFFFFFFFFFFFFFF
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
-    """Identity of an alert: a hash of its sorted labels (annotations never count)."""
-    text = "\x1f".join(f"{k}\x1e{v}" for k, v in sorted(labels.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """Identity of an alert (annotations never count), equal to Alertmanager's for the same labels,
+    so a consumer can de-duplicate mlmon's and Alertmanager's notifications: FNV-1a 64 over the
+    labels sorted by name, each name and value followed by a 0xff byte, as 16 lowercase hex digits.
+    Labels with an empty value are left out, as Alertmanager drops them before hashing."""
+    h = _FNV_OFFSET
+    for name in sorted(labels):
+        value = labels[name]
+        if value == "":
+            continue
+        for part in (name, value):
+            for byte in part.encode():
+                h = ((h ^ byte) * _FNV_PRIME) & _MASK
+            h = ((h ^ 0xFF) * _FNV_PRIME) & _MASK
+    return f"{h:016x}"
 
 
 @dataclass(frozen=True, slots=True)

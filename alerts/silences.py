@@ -3,7 +3,9 @@
 Silences follow Alertmanager: matchers (=, !=, =~, !~, anchored), a start clamped to now, a
 required end, expiry by moving the end (never deletion). Inhibition: a firing `source_down`
 alert of a project mutes that project's other alerts that depend on the source; configured
-inhibit rules mute targets that share the `equal` labels with a firing source alert.
+inhibit rules mute targets that share the `equal` labels with a firing source alert, except that
+(as in Alertmanager) an alert matching both the source and the target matchers is not muted by
+an alert that also matches both.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from monitor.config.alerting import InhibitConfig, parse_matcher_list
-from monitor.core.matchers import Matcher, matches_all
+from monitor.core.matchers import Matcher, MatchOp, matches_all
 
 
 class SilenceState(StrEnum):
@@ -41,6 +43,32 @@ class Silence:
 
     def mutes(self, labels: Mapping[str, str], now: datetime) -> bool:
         return self.state(now) is SilenceState.ACTIVE and matches_all(self.matchers, labels)
+
+
+def empty_match_problem(matchers: Sequence[Matcher]) -> str | None:
+    """Alertmanager refuses a silence whose matchers would all match an alert lacking those labels:
+    `model=~".*"` alone would mute everything. Only `=` and `=~` count as matching the empty
+    string there; a negative matcher never does (so `foo!="bar"` alone is accepted, as in AM)."""
+    if all(m.op in (MatchOp.EQ, MatchOp.RE) and m.matches({}) for m in matchers):
+        return "at least one matcher must not match the empty string"
+    return None
+
+
+def updates_in_place(
+    prev: Silence, matchers: Sequence[Matcher], starts_at: datetime, ends_at: datetime, now: datetime
+) -> bool:
+    """Whether a POST naming an existing silence edits it (same id) or replaces it, as Alertmanager
+    decides: same matchers, and a time change the silence's state allows (an active silence keeps
+    its start, to the second, and may not end in the past; a pending one may not start in the past;
+    an expired one is never edited). `starts_at` is the start as given, before clamping to now."""
+    if tuple(matchers) != prev.matchers:
+        return False
+    state = prev.state(now)
+    if state is SilenceState.ACTIVE:
+        return int(starts_at.timestamp()) == int(prev.starts_at.timestamp()) and ends_at >= now
+    if state is SilenceState.PENDING:
+        return starts_at >= now
+    return False
 
 
 def silenced_by(labels: Mapping[str, str], silences: Sequence[Silence], now: datetime) -> list[str]:
@@ -80,10 +108,15 @@ def inhibited_by(
             out.append(source.fingerprint)
             continue
         for rule in rules:
+            targets = parse_matcher_list(rule.target_matchers)
+            sources = parse_matcher_list(rule.source_matchers)
             if (
-                matches_all(parse_matcher_list(rule.source_matchers), source.labels)
-                and matches_all(parse_matcher_list(rule.target_matchers), labels)
+                matches_all(sources, source.labels)
+                and matches_all(targets, labels)
                 and all(labels.get(name, "") == source.labels.get(name, "") for name in rule.equal)
+                # Alertmanager's guard against self-inhibition: an alert matching both sides of a
+                # rule is never muted by another alert that also matches both sides.
+                and not (matches_all(sources, labels) and matches_all(targets, source.labels))
             ):
                 out.append(source.fingerprint)
                 break

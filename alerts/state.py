@@ -3,7 +3,8 @@
     inactive --FIRE--> pending --(held for `for`)--> firing --CLEAR (after keep_firing_for)--> resolved
                   \\_________ for: 0 ___________/        |
     HOLD (hysteresis band) keeps the current state; NODATA never resolves: a firing alert stays
-    firing, flagged no-data, until data says otherwise.
+    firing, flagged no-data, until data says otherwise. A pending alert with NODATA is dropped
+    (back to inactive), as Prometheus drops a pending alert whose series is absent.
 
 A pending alert whose condition stops holding (CLEAR or HOLD) goes back to inactive: `for` asks
 for the firing condition to hold the whole time. An acknowledgement ends when the alert resolves.
@@ -34,7 +35,11 @@ def step(
     """The next state of one alert instance."""
     state = prev.state
     if condition is Condition.NODATA:
-        if state in (AlertState.PENDING, AlertState.FIRING):
+        if state is AlertState.PENDING:
+            # as in Prometheus: a pending alert whose series is absent is dropped, and `for` starts
+            # again when data returns (a stale point must not carry it to firing)
+            return prev.evolve(state=AlertState.INACTIVE, active_at=None, last_eval_at=now)
+        if state is AlertState.FIRING:
             return prev.evolve(nodata=True, nodata_since=prev.nodata_since or now, last_eval_at=now)
         return prev.evolve(last_eval_at=now)
     seen = prev.evolve(nodata=False, nodata_since=None, last_eval_at=now, value=value)

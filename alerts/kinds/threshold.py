@@ -4,8 +4,9 @@
 
 With `clear`, the alert fires when `value op threshold` holds and clears only once the metric is
 on the far side of `clear` (accuracy >= 0.92); in between it keeps its state. `over` + `agg`
-compare an aggregate of a recent window instead of the newest point. `no_data_after` turns a
-series whose newest point is older than that into explicit no-data.
+compare an aggregate of a recent window instead of the newest point. A newest point older than
+Prometheus's lookback (5 minutes), or than `no_data_after` when given, is no data: a firing
+alert stays firing flagged `nodata`, a pending one is dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from monitor.config.types import Duration
 from monitor.core.durations import format_duration
 from monitor.core.types import ms_from_datetime
 from monitor.store.interface import Point
+
+LOOKBACK_MS = 5 * 60_000
+"""Prometheus's default `--query.lookback-delta`: an instant query sees a series only if its newest
+sample is at most this old (2.x includes a sample exactly this old, as here)."""
 
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -90,7 +95,14 @@ def condition_for(params: ThresholdParams, value: float) -> Condition:
 
 
 def evaluate(params: ThresholdParams, ctx: RuleContext) -> Evaluation:
-    stale_ms = int(params.no_data_after.total_seconds() * 1000) if params.no_data_after else None
+    if params.no_data_after is not None:
+        stale_ms: int | None = int(params.no_data_after.total_seconds() * 1000)
+    elif params.over is None:
+        # The newest point counts only within Prometheus's lookback (the store returns the newest
+        # point however old; its age is checked here, so no query is added).
+        stale_ms = LOOKBACK_MS
+    else:
+        stale_ms = None  # the window bounds the points read
     now_ms = ms_from_datetime(ctx.now) if stale_ms is not None else 0
     verdicts: list[Verdict] = []
     details = {"threshold": params.value, "clear": params.clear, "op": params.op, "metric": params.metric}

@@ -1,7 +1,10 @@
 """Label matchers (=, !=, =~, !~) and series selectors like `accuracy{project="churn",model=~"res.*"}`.
 
-Regexes are anchored, as in Prometheus and Alertmanager. The selector grammar is the small subset
-of PromQL that names series; it is parsed by hand because a full PromQL parser is not needed.
+Regexes follow Prometheus and Alertmanager exactly: Go's RE2 syntax (through google-re2, the same
+engine family), anchored at both ends, so `(?i)` works, `\\d` is ASCII only, and constructs RE2 cannot
+run in linear time (lookarounds, backreferences, repeats over 1000) are refused. The selector
+grammar is the small subset of PromQL that names series; it is parsed by hand because a full PromQL
+parser is not needed.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+import re2
 
 
 class MatchOp(StrEnum):
@@ -26,17 +31,14 @@ class Matcher:
     name: str
     op: MatchOp
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: re2._Regexp | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, name: str, op: str | MatchOp, value: str) -> Matcher:
         match_op = MatchOp(op)
         regex = None
         if match_op in (MatchOp.RE, MatchOp.NRE):
-            try:
-                regex = re.compile(f"(?:{value})\\Z")
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r} for label {name!r}: {exc}") from exc
+            regex = compile_anchored(value, name)
         return cls(name, match_op, value, regex)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -46,12 +48,27 @@ class Matcher:
         if self.op is MatchOp.NE:
             return actual != self.value
         assert self._regex is not None
-        found = self._regex.match(actual) is not None
+        found = self._regex.fullmatch(actual) is not None
         return found if self.op is MatchOp.RE else not found
 
     def __str__(self) -> str:
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
         return f'{self.name}{self.op.value}"{escaped}"'
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the error is raised to the caller; RE2 would also print it to stderr
+
+
+def compile_anchored(pattern: str, name: str) -> re2._Regexp:
+    """`pattern` as Alertmanager compiles it (`^(?:pattern)$` in Go's RE2); ValueError if RE2 refuses it."""
+    try:
+        return re2.compile(f"(?:{pattern})", _RE2_OPTIONS)
+    except re2.error as exc:
+        why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"invalid regular expression {pattern!r} for label {name!r}: {why} (RE2 syntax, as in Prometheus)"
+        ) from None
 
 
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:

@@ -229,6 +229,18 @@ class SilenceStore:
             )
         return Silence(silence_id, tuple(matchers), starts_at, ends_at, created_by, comment)
 
+    def update(
+        self, silence_id: str, starts_at: datetime, ends_at: datetime, created_by: str, comment: str, now: datetime
+    ) -> Silence | None:
+        """Edit a silence in place (its matchers stay); None when it is unknown."""
+        with write_tx(self.engine) as conn:
+            conn.execute(
+                update(silences)
+                .where(silences.c.id == silence_id)
+                .values(starts_at=starts_at, ends_at=ends_at, created_by=created_by, comment=comment, updated_at=now)
+            )
+        return self.get(silence_id)
+
     def all(self, conn: Connection | None = None) -> list[Silence]:
         query = select(silences).order_by(silences.c.created_at.desc())
         if conn is not None:

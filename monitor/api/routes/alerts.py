@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from alerts.dispatcher import muting
 from alerts.model import AlertInstance
-from alerts.silences import Silence
+from alerts.silences import Silence, SilenceState, empty_match_problem, updates_in_place
 from monitor.api.deps import RuntimeDep
 from monitor.auth.changes import Change
 from monitor.auth.deps import PrincipalDep, check_project, deny_message
@@ -58,6 +58,9 @@ class MatcherIn(BaseModel):
 
 
 class SilenceIn(BaseModel):
+    id: str | None = Field(
+        default=None, description="an existing silence to edit (Alertmanager's rules decide edit or replace)"
+    )
     matchers: list[MatcherIn] | list[str] = Field(
         description='Alertmanager-style matcher objects, or strings like severity="critical"'
     )
@@ -216,17 +219,52 @@ def create_silence(body: SilenceIn, runtime: RuntimeDep, principal: PrincipalDep
         raise InvalidInput([Issue("matchers", str(exc), field="matchers")], "invalid matchers") from None
     if not matchers:
         raise _bad_silence("matchers", "a silence needs at least one matcher")
+    empty = empty_match_problem(matchers)
+    if empty is not None:
+        raise _bad_silence("matchers", empty)
     project = _may_silence(principal, matchers)
-    starts = max(body.startsAt or now, now)
+    given_start = body.startsAt or now
     ends = body.endsAt
-    if ends.tzinfo is None or starts.tzinfo is None:
+    if ends.tzinfo is None or given_start.tzinfo is None:
         raise _bad_silence("endsAt", "times need a time zone (e.g. ...Z)")
-    if ends <= starts:
-        raise _bad_silence("endsAt", "endsAt must be after startsAt (and after now)")
-    if ends - starts > timedelta(days=366):
-        raise _bad_silence("endsAt", "a silence may last at most a year")
+    # Alertmanager's checks, in its order: the times as given, then the start clamped to now; no
+    # longest duration (a silence for years is accepted, as there).
+    if ends <= given_start:
+        raise _bad_silence("endsAt", "start time must be before end time")
+    if ends < now:
+        raise _bad_silence("endsAt", "end time can't be in the past")
+    starts = max(given_start, now)
     created_by = body.createdBy if principal.role is Role.ADMIN else principal.name
-    silence = SilenceStore(runtime.store.engine).create(matchers, starts, ends, created_by, body.comment, now)
+    store = SilenceStore(runtime.store.engine)
+    if body.id is not None:
+        prev = store.get(body.id)
+        if prev is None:
+            raise NotFound(f"no silence with id {body.id}")
+        _may_silence(principal, prev)
+        if updates_in_place(prev, matchers, given_start, ends, now):
+            edited = store.update(
+                prev.id,
+                prev.starts_at if prev.state(now) is not SilenceState.PENDING else starts,
+                ends,
+                created_by,
+                body.comment,
+                now,
+            )
+            assert edited is not None
+            runtime.store.changes.record(
+                Change(
+                    now,
+                    principal.name,
+                    "silence.update",
+                    project,
+                    edited.id,
+                    {"ends_at": ends.isoformat(), "comment": body.comment},
+                )
+            )
+            return _silence_out(edited, now)
+        if store.expire(prev.id, now):
+            runtime.store.changes.record(Change(now, principal.name, "silence.expire", project, prev.id, {}))
+    silence = store.create(matchers, starts, ends, created_by, body.comment, now)
     runtime.store.changes.record(
         Change(
             now,
