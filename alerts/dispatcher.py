@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,7 +131,7 @@ class Dispatcher:
                 fired = [a.fired_at for a in members[key] if a.state is AlertState.FIRING and a.fired_at]
                 group = new_group(key, route, placed[key][1], now, min(fired, default=now))
                 created.append(group)
-            if now < group.next_flush_at:
+            if now < group.next_flush_at and not _forward_now(route, group, members.get(key, ())):
                 report.next_flush_at = _earliest(report.next_flush_at, group.next_flush_at)
                 continue
             due.append((group, route))
@@ -200,8 +200,10 @@ class Dispatcher:
         if not self.groups.replace(conn, group, result.state):
             return 0  # another process flushed this group first
         if result.reason is None or receiver is None:
-            if not firing and not result.state.sent_firing and not any(a.state is AlertState.FIRING for a in alerts):
-                self.groups.delete(conn, group.key)
+            # A group with nothing left to say is kept while it has alerts (resolved ones for
+            # resolved_retention): its timer keeps ticking, so an alert that fires again is
+            # notified at the next group_interval tick, as Alertmanager does. `tick` deletes it
+            # once no alert belongs to it.
             return 0
         chosen = sorted(
             (by_fp[fp] for fp in result.firing | result.resolved if fp in by_fp),
@@ -230,8 +232,6 @@ class Dispatcher:
                     now=now,
                 )
                 count += 1
-        if result.state.idle and not firing:
-            self.groups.delete(conn, group.key)
         log.info(
             "group %s (%s): %s, %d alert(s) -> %s",
             group.key[:8],
@@ -298,6 +298,19 @@ class Dispatcher:
             }
         valid = 4 * max(config.alerting.evaluation_interval, config.alerting.resend_delay)
         return {"url_index": index, "body": alertmanager_body(notice, valid, now)}
+
+
+def _forward_now(route: Route, group: GroupState, members: Sequence[AlertInstance]) -> bool:
+    """Prometheus sends an alert to Alertmanager at the evaluation where it starts firing or
+    resolves, not at the next resend: so does the `alertmanager` integration."""
+    if not route.id.endswith(":alertmanager"):
+        return False
+    for alert in members:
+        if alert.state is AlertState.FIRING and alert.fingerprint not in group.sent_firing:
+            return True
+        if alert.state is AlertState.RESOLVED and alert.fingerprint in group.sent_firing:
+            return True
+    return False
 
 
 def _earliest(current: datetime | None, candidate: datetime) -> datetime:

@@ -2,14 +2,27 @@
 
     "1 2 3"       three values            "1+1x3"   -> 1 2 3 4      "5-2x2" -> 5 3 1
     "0.9x3"       -> 0.9 0.9 0.9 0.9      "_"       -> no sample    "_x3"   -> three missing
-    "stale"       -> the series ends (no more samples)
+    "stale"       -> a staleness marker; values after it are ordinary samples again
 
-Written by hand: no Python library implements this notation; the grammar is one token pattern.
+`a+bxN` is built as promtool builds it, by adding `b` to the previous value N times (so
+`0.5+0.1x4` ends in 0.8999999999999999, not 0.9). Written by hand: no Python library implements
+this notation; the grammar is one token pattern.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Final
+
+
+class _Stale:
+    """promtool's staleness marker (a special NaN in Prometheus's storage)."""
+
+    def __repr__(self) -> str:
+        return "STALE"
+
+
+STALE: Final = _Stale()
 
 _TOKEN = re.compile(
     r"(?P<missing>_)(?:x(?P<mcount>\d+))?$"
@@ -19,18 +32,21 @@ _TOKEN = re.compile(
 )
 
 
-def expand(values: str) -> list[float | None]:
-    """Values at successive intervals; None where no sample exists. Raises ValueError naming the token."""
-    out: list[float | None] = []
+def expand(values: str) -> list[float | _Stale | None]:
+    """Values at successive intervals; None where no sample exists, STALE for a staleness marker.
+    Raises ValueError naming the token."""
+    out: list[float | _Stale | None] = []
     for token in values.split():
         match = _TOKEN.match(token)
         if not match:
-            raise ValueError(f"cannot read {token!r} in series values {values!r}")
+            raise ValueError(
+                f"cannot read {token!r} in series values {values!r}: expected a number, "
+                "a+bxN, a-bxN, axN, _, _xN or stale"
+            )
         if match["missing"]:
             out.extend([None] * int(match["mcount"] or 1))
         elif match["stale"]:
-            out.append(None)
-            break
+            out.append(STALE)
         else:
             start = float(match["start"])
             count = int(match["count"]) if match["count"] is not None else None
@@ -40,5 +56,9 @@ def expand(values: str) -> list[float | None]:
                 out.append(start)
                 continue
             step = float(match["step"] or 0) * (-1 if match["sign"] == "-" else 1)
-            out.extend(start + i * step for i in range(count + 1))
+            value = start
+            out.append(value)
+            for _ in range(count):
+                value += step
+                out.append(value)
     return out

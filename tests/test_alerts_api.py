@@ -101,7 +101,7 @@ def test_silences_lifecycle(client: TestClient) -> None:
     [
         ({"matchers": ['severity=~"("']}, "invalid regular expression"),
         ({"matchers": []}, "at least one matcher"),
-        ({"endsAt": "2026-11-20T11:00:00+00:00"}, "endsAt must be after"),
+        ({"endsAt": "2026-11-20T11:00:00+00:00"}, "start time must be before end time"),
         ({"comment": ""}, "comment"),
     ],
 )
