@@ -151,11 +151,13 @@ def parse_matchers(text: str) -> tuple[Matcher, ...]:
     stripped = text.strip()
     if not stripped.startswith("{"):
         stripped = "{" + stripped + "}"
-    selector = parse_selector(stripped)
+    # Alertmanager's matcher lists (routes, inhibit rules, silences) may match the empty string;
+    # each user says what that means (a silence refuses it), unlike a series selector.
+    selector = parse_selector(stripped, select_all=True)
     return selector.matchers
 
 
-def parse_selector(text: str) -> Selector:
+def parse_selector(text: str, select_all: bool = False) -> Selector:
     """Parse a series selector; raise ValueError naming the position and what was expected."""
     cur = _Cursor(text)
     metric: str | None = None
@@ -179,6 +181,8 @@ def parse_selector(text: str) -> Selector:
     cur.skip_space()
     if cur.pos != len(text):
         raise cur.fail("end of selector")
+    if select_all:
+        return Selector(metric, tuple(matchers))
     if metric is None and not matchers:
         raise ValueError(f"selector {text!r} selects nothing: give a metric name or at least one matcher")
     if metric is None and all(m.matches({}) for m in matchers):
