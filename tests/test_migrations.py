@@ -73,3 +73,54 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
+
+
+def test_alert_fingerprints_are_rekeyed_as_alertmanager_computes_them(empty_url: str) -> None:
+    """Alerts stored with the old SHA-256 fingerprints get Alertmanager's, and the groups' record of
+    what they announced follows, so nothing is notified again after the upgrade; and back."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from alerts.model import fingerprint
+    from monitor.store.schema import alert_groups, alert_instances
+
+    engine = make_engine(empty_url)
+    migrate.upgrade(engine, "0005")
+    labels = {"alertname": "a", "project": "p"}
+    old = "8a4bd3e5f1c0a3b7"  # any pre-upgrade key: the migration recomputes from the labels
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(alert_instances).values(
+                rule="a",
+                fingerprint=old,
+                project="p",
+                labels=labels,
+                annotations={},
+                state="firing",
+                nodata=False,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            insert(alert_groups).values(
+                group_key="g",
+                route="root",
+                receiver="r",
+                group_labels={},
+                created_at=now,
+                next_flush_at=now,
+                sent_firing=[old, "other"],
+                sent_resolved=[],
+            )
+        )
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(alert_instances.c.fingerprint)).scalar_one() == fingerprint(labels)
+        assert conn.execute(select(alert_groups.c.sent_firing)).scalar_one() == [fingerprint(labels), "other"]
+    migrate.downgrade(engine, "0005")
+    with engine.connect() as conn:
+        back = conn.execute(select(alert_instances.c.fingerprint)).scalar_one()
+    assert back != fingerprint(labels) and len(back) == 16
+    engine.dispose()
