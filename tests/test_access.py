@@ -54,7 +54,7 @@ class World:
 def world(make_runtime: RuntimeFactory, clock: FrozenClock) -> World:
     runtime = make_runtime(CONFIG, clock=clock)
     build_engine(runtime)
-    tokens = runtime.store.tokens
+    tokens = runtime.tokens
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
     for role, (kind, projects) in {
         "viewer": (Role.VIEWER, ()),
@@ -91,7 +91,7 @@ def _set(world: World, what: str, body: dict[str, Any]) -> str:
 
 def _token(world: World) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
-    world.runtime.store.tokens.create(name, Role.VIEWER, (), "tests", world.runtime.clock.now())
+    world.runtime.tokens.create(name, Role.VIEWER, (), "tests", world.runtime.clock.now())
     return name
 
 
@@ -295,7 +295,7 @@ def test_bad_tokens_are_401_without_a_stack_trace(world: World, header: str, fra
 
 
 def test_expired_and_revoked_tokens(world: World, clock: FrozenClock) -> None:
-    tokens = world.runtime.store.tokens
+    tokens = world.runtime.tokens
     secret, _ = tokens.create("short", Role.VIEWER, (), "tests", clock.now(), clock.now() + timedelta(hours=1))
     client = TestClient(world.app, headers={"Authorization": f"Bearer {secret}"})
     assert client.get("/api/v1/projects").status_code == 200
@@ -372,7 +372,7 @@ def test_secrets_never_leave_through_the_api_or_the_logs(
     services.runner.run(runtime.plans[0])  # the source fails: connection refused, URL and header hold the key
     admin = TestClient(
         create_app(runtime),
-        headers={"Authorization": "Bearer " + runtime.store.tokens.create("a", Role.ADMIN, (), "t", clock.now())[0]},
+        headers={"Authorization": "Bearer " + runtime.tokens.create("a", Role.ADMIN, (), "t", clock.now())[0]},
     )
     admin.post("/api/v1/samples", json=_sample(0.5))
     services.loops.dispatcher.tick()

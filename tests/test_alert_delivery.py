@@ -20,11 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.delivery import Backoff, DeliveryStats
 from alerts.dispatcher import DispatchReport
 from alerts.payloads import ZERO_TIME, iso
+from alerts.store import OutboxItem, OutboxStore
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
 from monitor.runtime import Runtime
 from monitor.services import Services
-from monitor.store.alerts import OutboxItem, OutboxStore
 from tests.conftest import T0, RuntimeFactory, token_headers
 from tests.support.peers import shared_data, wait_until
 from tests.support.sinks import WebhookSink

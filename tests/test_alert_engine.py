@@ -13,11 +13,11 @@ from alerts.engine import AlertEngine
 from alerts.kinds import REGISTRY
 from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.model import AlertState
+from alerts.store import AlertStore, OutboxStore, SilenceStore
 from monitor.core.clock import FrozenClock
 from monitor.core.matchers import parse_matchers
 from monitor.core.types import Event, Sample, SeriesKey, ms_from_datetime
 from monitor.runtime import Runtime
-from monitor.store.alerts import AlertStore, OutboxStore, SilenceStore
 from monitor.store.retention import apply_retention
 from monitor.store.sources import RunRecord
 from tests.conftest import RuntimeFactory

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.store.alerts import OutboxItem, OutboxStore
+from alerts.store import OutboxItem, OutboxStore
 from monitor.store.db import make_engine
 from tests.conftest import cli_token
 from tests.support.peers import REPO, free_port, mlmon_command, stop_process, wait_http, wait_until

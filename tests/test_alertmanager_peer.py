@@ -19,10 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerts.payloads import iso
+from alerts.store import OutboxStore
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
 from monitor.services import Services
-from monitor.store.alerts import OutboxStore
 from tests.conftest import RuntimeFactory, token_headers
 from tests.support.peers import free_port, require_binary, stop_process, wait_http, wait_until
 from tests.support.sinks import WebhookSink

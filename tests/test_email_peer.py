@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from alerts.store import OutboxItem, OutboxStore
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
 from monitor.runtime import Runtime
 from monitor.services import Services
-from monitor.store.alerts import OutboxItem, OutboxStore
 from tests.conftest import RuntimeFactory, token_headers
 from tests.support.http_server import self_signed_cert
 from tests.support.peers import free_port, missing

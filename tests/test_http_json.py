@@ -13,13 +13,13 @@ import pytest
 from collectors import REGISTRY
 from collectors.base import CollectContext, CollectResult, Reading
 from collectors.checks import check_sources
-from collectors.http import USER_AGENT, HttpFactory
 from collectors.http_json import KIND
 from monitor.config.loader import parse_config
 from monitor.config.models import SourceConfig
 from monitor.core.clock import SystemClock
 from monitor.core.errors import ConfigError, SourceError, SourceUnavailable
 from monitor.core.types import SeriesKey, ms_from_datetime
+from monitor.http import USER_AGENT, HttpFactory
 from monitor.plans import SourcePlan
 from monitor.runner import SourceRunner
 from monitor.store.store import Store

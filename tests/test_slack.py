@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from alerts.store import OutboxStore
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
 from monitor.runtime import Runtime
 from monitor.services import Services
-from monitor.store.alerts import OutboxStore
 from tests.conftest import RuntimeFactory, token_headers
 from tests.support.sinks import WebhookSink
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from monitor.auth.changes import Change
 from monitor.reports.advisories_then import AdvisoryThen, GroupKey
+from monitor.store.changes import Change
 
 DEFAULT_PERIOD = timedelta(days=90)
 """The period before `as_of` whose fixed findings and changes a report lists."""

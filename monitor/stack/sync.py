@@ -24,9 +24,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from collectors.http import HttpFactory
 from monitor.config.models import MlmonConfig
 from monitor.core.errors import SourceError
+from monitor.http import HttpFactory
 from monitor.stack.advisories.index import AdvisoryIndex
 from monitor.stack.advisories.model import AdvisoryError, parse_advisory
 from monitor.stack.advisories.offline import OfflineSourceError, Rejected, load_offline, parse_records

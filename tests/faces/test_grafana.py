@@ -23,19 +23,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.dispatcher import Dispatcher
 from alerts.kinds import REGISTRY as RULE_KINDS
-from collectors.http import HttpFactory
+from alerts.store import OutboxStore
 from monitor.auth.model import Role
 from monitor.auth.tokens import TokenStore
 from monitor.config.loader import load_config
 from monitor.config.settings import Settings
 from monitor.core.types import Sample, SeriesKey, ms_from_datetime
 from monitor.export.prometheus_rules import export_rules
+from monitor.http import HttpFactory
 from monitor.quality.distributions import ReferenceCache, ingest, parse_push
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime, config_checks
 from monitor.services import build_engine, prepare_database
 from monitor.stack.sync import tick
-from monitor.store.alerts import OutboxStore
 from tests.spend.test_opencost import answer as opencost_answer
 from tests.stack.support import PackageIndex, torch_releases
 from tests.support.http_server import Answer, LocalHttpServer

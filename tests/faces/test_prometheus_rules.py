@@ -22,11 +22,11 @@ from click.testing import CliRunner
 from alerts.engine import AlertEngine
 from alerts.kinds import REGISTRY
 from alerts.model import AlertState
+from monitor.cli.export import COMMANDS, export
 from monitor.config.loader import parse_config
 from monitor.core.clock import FrozenClock
 from monitor.core.matchers import MatchOp, parse_selector
 from monitor.core.types import Sample, SeriesKey, labels_of, ms_from_datetime
-from monitor.export.commands import COMMANDS, export
 from monitor.export.go_templates import translate
 from monitor.export.prometheus_rules import TEMPLATE_ANNOTATION, export_rules
 from monitor.runtime import config_checks

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from collectors.http import HttpFactory
 from monitor.core.clock import FrozenClock
+from monitor.http import HttpFactory
 from monitor.plans import SourcePlan
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime

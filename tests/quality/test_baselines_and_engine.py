@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from alerts.engine import AlertEngine
 from alerts.kinds import REGISTRY
 from alerts.model import AlertState
+from alerts.store import AlertStore
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
 from monitor.core.types import Event, Sample, SeriesKey, ms_from_datetime
 from monitor.runtime import Runtime
-from monitor.store.alerts import AlertStore
 from monitor.store.db import write_tx
 from tests.conftest import T0, RuntimeFactory
 from tests.quality.recorded import Collecting

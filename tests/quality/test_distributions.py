@@ -17,12 +17,12 @@ from fastapi.testclient import TestClient
 from alerts.engine import AlertEngine
 from alerts.kinds import REGISTRY
 from alerts.model import AlertState
+from alerts.store import AlertStore
 from monitor.api.app import create_app
+from monitor.api.routes.quality import reference_cache
 from monitor.core.clock import FrozenClock
 from monitor.core.matchers import parse_selector
-from monitor.quality.api import reference_cache
 from monitor.runtime import Runtime
-from monitor.store.alerts import AlertStore
 from tests.conftest import RuntimeFactory, token_headers
 from tests.support.peers import require_binary
 

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from alerts.engine import AlertEngine
 from alerts.kinds import REGISTRY
 from alerts.model import AlertState
+from alerts.store import AlertStore
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
-from monitor.store.alerts import AlertStore
 from tests.conftest import RuntimeFactory
 from tests.quality.conftest import MlflowServer
 from tests.quality.recorded import Collecting

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collectors.http import HttpFactory
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
+from monitor.http import HttpFactory
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.stack.store import StackStore

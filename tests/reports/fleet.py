@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from monitor.auth.changes import Change
 from monitor.config.models import MlmonConfig
 from monitor.stack.inventory.model import Inventory, Package, TorchBuild
 from monitor.stack.inventory.torch_build import from_label
 from monitor.stack.releases import ReleaseHistory
 from monitor.stack.store import StackStore
 from monitor.stack.sync import import_offline, inventory_row, reconcile
+from monitor.store.changes import Change
 from monitor.store.db import write_tx
 from monitor.store.schema import source_runs, source_state
 from monitor.store.store import Store

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from monitor.auth.changes import Change
 from monitor.reports.audit import build_audit
 from monitor.reports.audit_inputs import AuditInputs, FindingEvent, FindingRecord, ProjectInfo
 from monitor.reports.finding_status import compliance, finding_doc
 from monitor.stack.config import SlaConfig
+from monitor.store.changes import Change
 
 SLA = {r: SlaConfig().for_rating(r) for r in ("unknown", "none", "low", "medium", "high", "critical")}
 OPENED = datetime(2026, 1, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from monitor.reports.commands import COMMANDS, report
+from monitor.cli.reports import COMMANDS, report
 from tests.reports.conftest import T6, Timeline
 
 

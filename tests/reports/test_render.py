@@ -142,7 +142,7 @@ def hostile_report() -> dict[str, Any]:
         fixed_in=None, fix_available_at=None, published=None, exposed_since=at, first_seen_at=at, resolved_at=None,
         resolution=None, advisory_revision=1, events=(FindingEvent(at, "opened", {}),),
     )  # fmt: skip
-    from monitor.auth.changes import Change
+    from monitor.store.changes import Change
 
     return build_audit(
         AuditInputs(

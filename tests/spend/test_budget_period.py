@@ -20,11 +20,11 @@ from alerts.dispatcher import Dispatcher
 from alerts.engine import AlertEngine
 from alerts.kinds import REGISTRY
 from alerts.model import AlertState
+from alerts.store import AlertStore, OutboxStore
 from monitor.core.clock import FrozenClock
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.spend.providers import bind
-from monitor.store.alerts import AlertStore, OutboxStore
 from tests.conftest import RuntimeFactory
 from tests.spend.focus_data import Charge, require_pyarrow, write_focus
 

@@ -259,8 +259,8 @@ def test_idle_gpus_and_a_spend_spike_alert_the_owners_through_the_engine(make_ru
     from alerts.engine import AlertEngine
     from alerts.kinds import REGISTRY
     from alerts.model import AlertState
+    from alerts.store import AlertStore
     from monitor.spend.providers import bind
-    from monitor.store.alerts import AlertStore
 
     with QueryRecordingServer() as server:
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from collectors.http import HttpFactory
 from monitor.core.errors import SourceError, SourceUnavailable
+from monitor.http import HttpFactory
 from monitor.stack.advisories.offline import OfflineSourceError, load_offline
 from monitor.stack.advisories.osv_api import fetch_records, list_records
 from monitor.stack.package_index import configured_index, fetch_history, pip_default_index

@@ -19,16 +19,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.engine import AlertEngine
 from alerts.kinds import REGISTRY as RULE_KINDS
 from alerts.model import AlertState
-from collectors.http import HttpFactory
+from alerts.store import AlertStore
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
+from monitor.http import HttpFactory
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.stack.history import finding_doc
 from monitor.stack.providers import PROVIDERS
 from monitor.stack.store import StackStore
 from monitor.stack.sync import TickReport, tick
-from monitor.store.alerts import AlertStore
 from tests.conftest import RuntimeFactory, token_headers
 from tests.stack.support import OsvApi, PackageIndex
 from tests.support.peers import require_binary
@@ -364,7 +364,7 @@ def test_removed_source_resolves_its_findings(world: World, make_runtime: Runtim
 
 
 def test_maintenance_job_for_the_scheduler(world: World) -> None:
-    from monitor.stack.jobs import maintenance_jobs
+    from monitor.jobs import maintenance_jobs
 
     (job,) = maintenance_jobs(world.runtime)
     assert job.name == "stack-sync" and job.seconds == 60.0

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from monitor.store.alerts import AlertStore
+from alerts.store import AlertStore
 from tests.support.peers import wait_until
 from tests.web.conftest import ARTIFACTS, screenshot
 from tests.web.world import SECRETS, World

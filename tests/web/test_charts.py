@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from monitor.web.charts import (
+from monitor.views.charts import (
     DAY_MS,
     BurnUp,
     HLine,

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from monitor.core.errors import InvalidInput
+from monitor.views.scorecard import AlertCell, QualityCell, Scorecard, SpendCell, StackCell, Status
 from monitor.web.listing import listing, order, parse_query
-from monitor.web.scorecard import AlertCell, QualityCell, Scorecard, SpendCell, StackCell, Status
 
 
 def card(

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from monitor.auth.changes import Change
-from monitor.auth.deps import SESSION_COOKIE
-from monitor.store.alerts import AlertStore, SilenceStore
+from alerts.store import AlertStore, SilenceStore
+from monitor.api.auth import SESSION_COOKIE
+from monitor.store.changes import Change
 from tests.web.conftest import make_world
 from tests.web.world import NOW, SECRETS, World
 

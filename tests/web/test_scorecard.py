@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collectors.http import HttpFactory
 from monitor.core.types import Sample, SeriesKey, ms_from_datetime
+from monitor.http import HttpFactory
 from monitor.runner import SourceRunner
 from monitor.stack.sync import tick
-from monitor.web.scorecard import Scorecard, Status, build_scorecards
+from monitor.views.scorecard import Scorecard, Status, build_scorecards
 from tests.spend.focus_data import Charge, write_focus
 from tests.web.conftest import make_world
 from tests.web.world import NOW, World

@@ -33,12 +33,12 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from collectors.http import HttpFactory
 from monitor.api.app import create_app
 from monitor.auth.model import Role
 from monitor.config.settings import Settings
 from monitor.core.clock import FrozenClock
 from monitor.core.types import Sample, SeriesKey, ms_from_datetime
+from monitor.http import HttpFactory
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.services import build_engine, prepare_database
@@ -218,7 +218,7 @@ def build_world(
     _write(tmp, "churn", "torch==2.7.1\nrequests==2.32.3\n")
     _write(tmp, "vision", "torch==2.6.0+cu124\nnumpy==2.2.6\n")
     _write(tmp, "ranker", "torch==2.10.0\n")
-    tokens = runtime.store.tokens
+    tokens = runtime.tokens
     # a token that expired long before NOW
     world.tokens["expired"], _ = tokens.create("old-laptop", Role.VIEWER, (), "tests", START, START + timedelta(days=1))
     runtime.store.samples.append(accuracy_samples())

@@ -28,6 +28,7 @@ from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, Ser
 from alerts.kinds.spend.common import money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.spend.budget import BudgetStatus, ThresholdState
+from monitor.spend.providers import SPEND
 
 
 class BudgetParams(KindParams):
@@ -145,7 +146,7 @@ KIND = RuleKind(
     needs=needs,
     evaluate=evaluate,
     summary="{{ project.name }}: {{ details.message }}",
-    extras=("spend",),
+    extras=(SPEND,),
     promql=promql,
     template_vars=(
         "currency",

@@ -23,6 +23,7 @@ from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, Ser
 from alerts.kinds.spend.common import money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
+from monitor.spend.providers import SPEND
 from monitor.spend.series import local_day, zone
 from monitor.spend.sources import UnknownSource
 
@@ -116,7 +117,7 @@ KIND = RuleKind(
     needs=needs,
     evaluate=evaluate,
     summary="{{ project.name }}: {{ details.message }}",
-    extras=("spend",),
+    extras=(SPEND,),
     template_vars=(
         "currency",
         "window_days",

@@ -27,6 +27,7 @@ from alerts.kinds.spend.common import SourcesParams, money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
 from monitor.spend.budget import combine
+from monitor.spend.providers import SPEND
 from monitor.spend.series import days_between
 from monitor.spend.sources import UnknownSource
 
@@ -102,7 +103,7 @@ KIND = RuleKind(
     needs=needs,
     evaluate=evaluate,
     summary="{{ project.name }}: {{ details.message }}",
-    extras=("spend",),
+    extras=(SPEND,),
     template_vars=(
         "currency",
         "day",

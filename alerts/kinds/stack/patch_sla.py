@@ -15,9 +15,10 @@ from datetime import timedelta
 from pydantic import Field, field_validator
 
 from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
-from alerts.kinds.stack.common import FINDING_VARS, PROVIDER, finding_details, view, with_clears
+from alerts.kinds.stack.common import FINDING_VARS, finding_details, view, with_clears
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
+from monitor.stack.providers import STACK
 from monitor.stack.versions import canonical_name
 
 
@@ -85,7 +86,7 @@ KIND = RuleKind(
         "has had a fix ({{ details.fixed_in }}) since {{ details.fix_available_at }}; "
         "the SLA ended {{ details.due_at }}, {{ details.overdue_seconds | duration }} ago"
     ),
-    extras=(PROVIDER,),
+    extras=(STACK,),
     uses_memory=True,
     template_vars=(*FINDING_VARS, "due_at", "sla_seconds", "overdue_seconds"),
 )

@@ -14,9 +14,10 @@ from packaging.version import Version
 from pydantic import Field, field_validator, model_validator
 
 from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
-from alerts.kinds.stack.common import PROVIDER, promql_selector, view, with_clears
+from alerts.kinds.stack.common import promql_selector, view, with_clears
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
+from monitor.stack.providers import STACK
 from monitor.stack.versions import canonical_name, public_version
 
 
@@ -110,7 +111,7 @@ KIND = RuleKind(
     needs=needs,
     evaluate=evaluate,
     summary="{{ labels.package }} {{ details.installed }} is stale: {{ details.reason }}",
-    extras=(PROVIDER,),
+    extras=(STACK,),
     uses_memory=True,
     template_vars=(
         "installed",

@@ -13,7 +13,6 @@ from pydantic import Field, field_validator
 from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
 from alerts.kinds.stack.common import (
     FINDING_VARS,
-    PROVIDER,
     MinSeverity,
     at_least,
     finding_details,
@@ -23,6 +22,7 @@ from alerts.kinds.stack.common import (
     with_clears,
 )
 from alerts.model import Condition, Verdict
+from monitor.stack.providers import STACK
 from monitor.stack.versions import canonical_name
 
 
@@ -91,7 +91,7 @@ KIND = RuleKind(
         "({{ details.severity }}){% if details.fixed_in %}; fixed in {{ details.fixed_in }}"
         "{% else %}; no known fix{% endif %}: {{ details.summary }}"
     ),
-    extras=(PROVIDER,),
+    extras=(STACK,),
     uses_memory=True,
     template_vars=FINDING_VARS,
     promql=promql,

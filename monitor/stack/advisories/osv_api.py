@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from collectors.http import request_json
 from monitor.core.errors import SourceError, SourceUnavailable
+from monitor.http import request_json
 from monitor.stack.advisories.model import AdvisoryError, parse_time
 
 BATCH_SIZE = 1000

@@ -20,11 +20,11 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from collectors.http import HttpFactory
+from monitor.api.auth import PrincipalDep, permit
 from monitor.api.deps import RuntimeDep, parse_time
-from monitor.auth.deps import PrincipalDep, permit
 from monitor.auth.model import Permission
 from monitor.core.errors import InvalidInput, Issue, NotFound
+from monitor.http import HttpFactory
 from monitor.runtime import Runtime
 from monitor.stack.advisories.severity import RANK, RATINGS
 from monitor.stack.history import finding_doc

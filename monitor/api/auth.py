@@ -41,7 +41,7 @@ def current_principal(request: Request) -> Principal:
             raise Unauthorized("sign in: send `Authorization: Bearer <token>` (see `mlmon token create`)")
         principal = ANONYMOUS
     else:
-        principal = runtime.store.tokens.authenticate(token, runtime.clock.now())
+        principal = runtime.tokens.authenticate(token, runtime.clock.now())
     request.state.principal = principal
     return principal
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, literal, select
 
+from alerts.store import AlertStore
 from monitor.config.models import MlmonConfig, ProjectConfig
 from monitor.core.matchers import Selector
 from monitor.core.types import Labels
@@ -42,7 +43,6 @@ from monitor.spend.sources import SpendSource, spend_sources
 from monitor.spend.tco import tco_rows
 from monitor.stack.config import SlaConfig
 from monitor.stack.tables import stack_finding_events, stack_findings, stack_inventories, stack_projects
-from monitor.store.alerts import AlertStore
 from monitor.store.columns import UtcDateTime
 from monitor.store.schema import series as series_table
 from monitor.store.store import Store

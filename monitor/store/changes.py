@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
-from monitor.auth.tables import change_log
+from monitor.store.audit_tables import change_log
 from monitor.store.db import write_tx
 
 SECRET_KEYS = ("password", "secret", "token", "url_env", "webhook_url", "authorization")

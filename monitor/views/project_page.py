@@ -22,6 +22,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from alerts.store import AlertStore
 from monitor.config.models import MlmonConfig, ProjectConfig
 from monitor.core.matchers import Matcher, Selector, matches_all
 from monitor.core.types import Event, SeriesKey, ms_from_datetime
@@ -32,10 +33,9 @@ from monitor.stack.advisories.severity import RANK
 from monitor.stack.history import finding_doc
 from monitor.stack.releases import Staleness
 from monitor.stack.store import InventoryRow, StackStore
-from monitor.store.alerts import AlertStore
 from monitor.store.store import Store
-from monitor.web import charts
-from monitor.web.charts import BurnUp, HLine, Line, Marker
+from monitor.views import charts
+from monitor.views.charts import BurnUp, HLine, Line, Marker
 
 QUALITY_DAYS = 30
 EFFICIENCY_DAYS = 30

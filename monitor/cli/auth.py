@@ -8,12 +8,13 @@ from datetime import timedelta
 
 import click
 
-from monitor.auth.changes import Change
 from monitor.auth.model import Role
+from monitor.auth.tokens import TokenStore
 from monitor.config.settings import Settings
 from monitor.core.clock import SystemClock
 from monitor.core.durations import parse_duration
 from monitor.core.errors import InvalidInput
+from monitor.store.changes import Change
 from monitor.store.store import Store
 
 
@@ -51,7 +52,7 @@ def create(
     store = _store(database_url)
     label = name or "-".join([role, *projects]) + now.strftime("-%Y%m%d%H%M%S")
     try:
-        secret, info = store.tokens.create(
+        secret, info = TokenStore(store.engine).create(
             label, Role(role), projects, _actor(), now, now + lifetime if lifetime else None
         )
     except InvalidInput as exc:
@@ -73,7 +74,7 @@ def create(
 def list_tokens(database_url: str | None) -> None:
     """Tokens by name, with role, scope and state (never the secret)."""
     store = _store(database_url)
-    for info in store.tokens.all():
+    for info in TokenStore(store.engine).all():
         state = "revoked" if info.revoked_at else "active"
         scope = ",".join(info.projects) or "*"
         expires = info.expires_at.date().isoformat() if info.expires_at else "never"
@@ -88,7 +89,7 @@ def revoke(name: str, database_url: str | None) -> None:
     """Revoke a token by name (it stays listed as revoked)."""
     store = _store(database_url)
     now = SystemClock().now()
-    if not store.tokens.revoke(name, now):
+    if not TokenStore(store.engine).revoke(name, now):
         click.echo(f"no active token named {name!r}", err=True)
         sys.exit(1)
     store.changes.record(Change(now, _actor(), "token.revoke", None, name, {}))

@@ -13,8 +13,8 @@ from datetime import timedelta
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
+from monitor.api.auth import PrincipalDep
 from monitor.api.deps import RuntimeDep
-from monitor.auth.deps import PrincipalDep
 from monitor.auth.model import Principal
 from monitor.core.errors import NotFound
 from monitor.runtime import Runtime

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
-from collectors.http import HttpFactory
+from monitor.http import HttpFactory
 from monitor.runtime import Runtime
 from monitor.scheduler import MaintenanceJob
 from monitor.stack.sync import tick

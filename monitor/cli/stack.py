@@ -20,10 +20,10 @@ from typing import Any, NoReturn
 
 import click
 
-from collectors.http import HttpFactory
 from monitor.config.settings import Settings
 from monitor.core.clock import SystemClock
 from monitor.core.errors import ConfigError, SourceError
+from monitor.http import HttpFactory
 from monitor.stack.advisories.index import AdvisoryIndex
 from monitor.stack.advisories.offline import OfflineSourceError
 from monitor.stack.config import DEFAULT_OSV_URL

@@ -16,17 +16,17 @@ from typing import Any, NoReturn
 import click
 
 from monitor import __version__
-from monitor.auth import commands as auth_commands
+from monitor.cli import auth as auth_commands
+from monitor.cli import export as export_commands
+from monitor.cli import quality as quality_commands
+from monitor.cli import reports as report_commands
+from monitor.cli import spend as spend_commands
+from monitor.cli import stack as stack_commands
 from monitor.config.settings import Settings
 from monitor.core.errors import ConfigError
-from monitor.export import commands as export_commands
 from monitor.logs import configure
-from monitor.quality import commands as quality_commands
-from monitor.reports import commands as report_commands
 from monitor.runtime import Runtime
 from monitor.services import SchemaNotReady, Services, build_engine, prepare_database
-from monitor.spend import commands as spend_commands
-from monitor.stack import commands as stack_commands
 
 
 def _fail(message: str, status: int = 1) -> NoReturn:
@@ -189,6 +189,7 @@ def test_rules(files: tuple[str, ...]) -> None:
     """Unit-test alerting rules (a promtool-like YAML format; see alerts/rule_tests.py)."""
     from alerts.rule_tests import RuleTestError, describe, run_file
     from monitor.config.loader import load_config
+    from monitor.providers import engine_extras
     from monitor.runtime import config_checks
 
     def load(path: Path) -> Any:
@@ -198,7 +199,7 @@ def test_rules(files: tuple[str, ...]) -> None:
     for file in files:
         click.echo(f"Unit Testing: {file}")
         try:
-            ok, text = describe(run_file(Path(file), load))
+            ok, text = describe(run_file(Path(file), load, engine_extras))
         except (RuleTestError, ConfigError) as exc:
             _fail(f"  invalid test file: {exc}", 2)
         click.echo(text)

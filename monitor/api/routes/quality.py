@@ -21,8 +21,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Engine
 
+from monitor.api.auth import PrincipalDep, check_project
 from monitor.api.deps import RuntimeDep, parse_time
-from monitor.auth.deps import PrincipalDep, check_project
 from monitor.auth.model import Permission, Principal
 from monitor.core.errors import InvalidInput, Issue, NotFound
 from monitor.core.matchers import parse_selector

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from monitor.api.auth import permit
 from monitor.api.deps import RuntimeDep, parse_time
-from monitor.auth.deps import permit
 from monitor.auth.model import Permission
 from monitor.reports.audit_loader import audit_report
 from monitor.reports.render_csv import render_csv

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from monitor.api.auth import PrincipalDep, permit
 from monitor.api.deps import RuntimeDep, parse_time
-from monitor.auth.changes import Change
-from monitor.auth.deps import PrincipalDep, permit
 from monitor.auth.model import Permission, Role
 from monitor.auth.tokens import TokenInfo
 from monitor.core.durations import parse_duration
 from monitor.core.errors import InvalidInput, Issue, NotFound
+from monitor.store.changes import Change
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 
@@ -68,7 +68,7 @@ def _token_out(info: TokenInfo) -> dict[str, Any]:
 
 @router.get("/tokens", summary="Tokens (never their secrets)", dependencies=[permit(Permission.MANAGE_TOKENS)])
 def list_tokens(runtime: RuntimeDep) -> list[TokenOut]:
-    return [TokenOut(**_token_out(t)) for t in runtime.store.tokens.all()]
+    return [TokenOut(**_token_out(t)) for t in runtime.tokens.all()]
 
 
 @router.post(
@@ -85,7 +85,7 @@ def create_token(body: TokenIn, runtime: RuntimeDep, principal: PrincipalDep) ->
         lifetime = parse_duration(body.expires) if body.expires else None
     except ValueError as exc:
         raise InvalidInput([Issue("expires", str(exc), field="expires")], "invalid token") from None
-    secret, info = runtime.store.tokens.create(
+    secret, info = runtime.tokens.create(
         body.name, body.role, body.projects, principal.name, now, now + lifetime if lifetime else None
     )
     runtime.store.changes.record(
@@ -104,10 +104,10 @@ def create_token(body: TokenIn, runtime: RuntimeDep, principal: PrincipalDep) ->
 @router.delete("/tokens/{name}", summary="Revoke a token", dependencies=[permit(Permission.MANAGE_TOKENS)])
 def revoke_token(name: str, runtime: RuntimeDep, principal: PrincipalDep) -> TokenOut:
     now = runtime.clock.now()
-    if not runtime.store.tokens.revoke(name, now):
+    if not runtime.tokens.revoke(name, now):
         raise NotFound(f"no active token named {name!r}")
     runtime.store.changes.record(Change(now, principal.name, "token.revoke", None, name, {}))
-    info = runtime.store.tokens.get(name)
+    info = runtime.tokens.get(name)
     assert info is not None
     return TokenOut(**_token_out(info))
 
