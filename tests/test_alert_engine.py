@@ -241,7 +241,7 @@ def _boom(_params: _BoomParams, _ctx: RuleContext) -> Evaluation:
 
 
 def test_a_failing_rule_does_not_stop_the_others(world: World) -> None:
-    kinds = {**REGISTRY, "boom": RuleKind("boom", _BoomParams, lambda _p: [], _boom, "x")}
+    kinds = {**REGISTRY, "boom": RuleKind("boom", _BoomParams, _boom, "x")}
     config = world.runtime.config.model_copy(
         update={
             "rules": [

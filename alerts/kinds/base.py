@@ -131,10 +131,11 @@ P = TypeVar("P", bound=KindParams)
 class RuleKind(Generic[P]):
     name: str
     params: type[P]
-    needs: Callable[[P], list[SeriesNeed]]
     evaluate: Callable[[P, RuleContext], Evaluation]
     summary: str
     """Default summary annotation (a template)."""
+    needs: Callable[[P], list[SeriesNeed]] = lambda _params: []
+    """The series the kind reads; none for kinds that read only sources or provided data."""
     uses_sources: bool = False
     uses_memory: bool = False
     extras: tuple[DataKey[Any], ...] = ()

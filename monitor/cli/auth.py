@@ -10,16 +10,11 @@ import click
 
 from monitor.auth.model import Role
 from monitor.auth.tokens import TokenStore
-from monitor.config.settings import Settings
+from monitor.cli import bootstrap
 from monitor.core.clock import SystemClock
 from monitor.core.durations import parse_duration
 from monitor.core.errors import InvalidInput
 from monitor.store.changes import Change
-from monitor.store.store import Store
-
-
-def _store(database_url: str | None) -> Store:
-    return Store.open(database_url or Settings().database_url)
 
 
 def _actor() -> str:
@@ -49,7 +44,7 @@ def create(
         lifetime: timedelta | None = parse_duration(expires) if expires else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expires") from None
-    store = _store(database_url)
+    store = bootstrap.store(database_url, empty="as is")
     label = name or "-".join([role, *projects]) + now.strftime("-%Y%m%d%H%M%S")
     try:
         secret, info = TokenStore(store.engine).create(
@@ -73,7 +68,7 @@ def create(
 @click.option("--database-url", help="SQLAlchemy URL [env MLMON_DATABASE_URL]")
 def list_tokens(database_url: str | None) -> None:
     """Tokens by name, with role, scope and state (never the secret)."""
-    store = _store(database_url)
+    store = bootstrap.store(database_url, empty="as is")
     for info in TokenStore(store.engine).all():
         state = "revoked" if info.revoked_at else "active"
         scope = ",".join(info.projects) or "*"
@@ -87,7 +82,7 @@ def list_tokens(database_url: str | None) -> None:
 @click.option("--database-url", help="SQLAlchemy URL [env MLMON_DATABASE_URL]")
 def revoke(name: str, database_url: str | None) -> None:
     """Revoke a token by name (it stays listed as revoked)."""
-    store = _store(database_url)
+    store = bootstrap.store(database_url, empty="as is")
     now = SystemClock().now()
     if not TokenStore(store.engine).revoke(name, now):
         click.echo(f"no active token named {name!r}", err=True)

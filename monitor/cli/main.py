@@ -11,58 +11,21 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from monitor import __version__
 from monitor.cli import auth as auth_commands
+from monitor.cli import bootstrap
 from monitor.cli import export as export_commands
 from monitor.cli import quality as quality_commands
 from monitor.cli import reports as report_commands
 from monitor.cli import spend as spend_commands
 from monitor.cli import stack as stack_commands
-from monitor.config.settings import Settings
 from monitor.core.errors import ConfigError
 from monitor.logs import configure
-from monitor.runtime import Runtime
-from monitor.services import SchemaNotReady, Services, build_engine, prepare_database
-
-
-def _fail(message: str, status: int = 1) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(status)
-
-
-def _settings(config: str | None, database_url: str | None, listen: str | None = None) -> Settings:
-    overrides: dict[str, Any] = {}
-    if config:
-        overrides["config"] = Path(config)
-    if database_url:
-        overrides["database_url"] = database_url
-    if listen:
-        overrides["listen"] = listen
-    try:
-        return Settings(**overrides)
-    except Exception as exc:
-        _fail(f"invalid settings: {exc}", 2)
-
-
-def _runtime(settings: Settings) -> Runtime:
-    try:
-        return Runtime.create(settings)
-    except ConfigError as exc:
-        _fail(f"configuration refused:\n{exc}", 2)
-
-
-def _prepared(settings: Settings) -> Runtime:
-    runtime = _runtime(settings)
-    try:
-        prepare_database(runtime)
-    except SchemaNotReady as exc:
-        _fail(str(exc))
-    return runtime
-
+from monitor.services import Services, build_engine
 
 config_option = click.option("--config", "-c", type=click.Path(dir_okay=False), help="YAML file [env MLMON_CONFIG]")
 db_option = click.option("--database-url", help="SQLAlchemy URL [env MLMON_DATABASE_URL]")
@@ -85,9 +48,9 @@ def serve(config: str | None, database_url: str | None, listen: str | None, no_s
 
     from monitor.api.app import create_app
 
-    settings = _settings(config, database_url, listen)
+    settings = bootstrap.settings(config, database_url, listen)
     configure(settings.log_level)
-    runtime = _prepared(settings)
+    runtime = bootstrap.runtime(settings)
     engine = build_engine(runtime)
     services = None if no_scheduler else Services.build(runtime, engine)
     server = uvicorn.Server(
@@ -124,15 +87,15 @@ def serve(config: str | None, database_url: str | None, listen: str | None, no_s
 )
 def worker(config: str | None, database_url: str | None, metrics_listen: str | None) -> None:
     """Run only the scheduler. Several workers elect one leader; the others stand by."""
-    settings = _settings(config, database_url)
+    settings = bootstrap.settings(config, database_url)
     configure(settings.log_level)
-    runtime = _prepared(settings)
+    runtime = bootstrap.runtime(settings)
     if metrics_listen:
         from prometheus_client import start_http_server
 
         host, _, port = metrics_listen.rpartition(":")
         if not host or not port.isdigit():
-            _fail(f"--metrics-listen: expected host:port, got {metrics_listen!r}", 2)
+            bootstrap.fail(f"--metrics-listen: expected host:port, got {metrics_listen!r}", 2)
         start_http_server(int(port), addr=host, registry=runtime.metrics)
     services = Services.build(runtime)
     stop = threading.Event()
@@ -154,7 +117,7 @@ def migrate(database_url: str | None, revision: str) -> None:
     from monitor.store import migrate as migrations
     from monitor.store.db import make_engine
 
-    settings = _settings(None, database_url)
+    settings = bootstrap.settings(None, database_url)
     configure(settings.log_level)
     engine = make_engine(settings.database_url)
     try:
@@ -162,7 +125,7 @@ def migrate(database_url: str | None, revision: str) -> None:
         migrations.upgrade(engine, revision)
         after = migrations.current_revision(engine)
     except Exception as exc:
-        _fail(f"migration failed: {exc}")
+        bootstrap.fail(f"migration failed: {exc}", 1)
     finally:
         engine.dispose()
     click.echo(f"database at revision {after} (was {before or 'empty'})")
@@ -178,7 +141,7 @@ def check_config(file: str) -> None:
     try:
         config = load_config(file, config_checks())
     except ConfigError as exc:
-        _fail(str(exc), 1)
+        bootstrap.fail(str(exc), 1)
     sources = sum(len(p.sources) for p in config.projects)
     click.echo(f"{file}: OK ({len(config.projects)} projects, {sources} sources, {len(config.rules)} rules)")
 
@@ -201,7 +164,7 @@ def test_rules(files: tuple[str, ...]) -> None:
         try:
             ok, text = describe(run_file(Path(file), load, engine_extras))
         except (RuleTestError, ConfigError) as exc:
-            _fail(f"  invalid test file: {exc}", 2)
+            bootstrap.fail(f"  invalid test file: {exc}", 2)
         click.echo(text)
         passed = passed and ok
     if not passed:
@@ -216,14 +179,14 @@ def test_rules(files: tuple[str, ...]) -> None:
 def collect(config: str | None, database_url: str | None, once: bool, project_id: str | None) -> None:
     """Run every source once, store the readings, print a table of outcomes."""
     if not once:
-        _fail("collect runs each source once: pass --once (continuous collection is `mlmon worker`)", 2)
-    settings = _settings(config, database_url)
+        bootstrap.fail("collect runs each source once: pass --once (continuous collection is `mlmon worker`)", 2)
+    settings = bootstrap.settings(config, database_url)
     configure("warning")
-    runtime = _prepared(settings)
+    runtime = bootstrap.runtime(settings)
     plans = runtime.plans
     if project_id is not None:
         if runtime.config.project(project_id) is None:
-            _fail(f"unknown project {project_id!r}", 2)
+            bootstrap.fail(f"unknown project {project_id!r}", 2)
         plans = [p for p in plans if p.project == project_id]
     services = Services.build(runtime)
     with ThreadPoolExecutor(max_workers=8) as pool:

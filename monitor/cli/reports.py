@@ -9,32 +9,21 @@ Exit status: 0 written; 1 the database is not ready; 2 a usage or input error (a
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from monitor.config.loader import load_config
-from monitor.config.models import MlmonConfig
-from monitor.config.settings import Settings
+from monitor.cli import bootstrap
 from monitor.core.clock import SystemClock
-from monitor.core.errors import ConfigError, InvalidInput, NotFound
+from monitor.core.errors import InvalidInput, NotFound
 from monitor.reports.audit_loader import audit_report
 from monitor.reports.render_csv import CSV_TABLES, render_csv
 from monitor.reports.render_html import render_html
 from monitor.reports.render_json import render_json
 from monitor.stack.history import parse_moment
-from monitor.store import migrate
-from monitor.store.store import Store
 
 FORMATS = ("json", "csv", "html")
-
-
-def _fail(message: str, status: int = 2) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(status)
 
 
 def _moment(value: str | None, option: str) -> datetime | None:
@@ -43,30 +32,7 @@ def _moment(value: str | None, option: str) -> datetime | None:
     try:
         return parse_moment(value)
     except ValueError:
-        _fail(f"{option}: expected a date (2026-11-01, meaning 00:00 UTC) or an RFC 3339 time, got {value!r}")
-
-
-def _config(path: str | None) -> tuple[Settings, MlmonConfig]:
-    from monitor.runtime import config_checks
-
-    try:
-        settings = Settings(config=Path(path)) if path else Settings()
-    except Exception as exc:
-        _fail(f"invalid settings: {exc}")
-    try:
-        return settings, load_config(settings.config, config_checks())
-    except ConfigError as exc:
-        _fail(f"configuration refused:\n{exc}")
-
-
-def _store(url: str) -> Store:
-    store = Store.open(url)
-    current, head = migrate.current_revision(store.engine), migrate.head_revision(store.engine)
-    if current != head:
-        store.close()
-        where = current or "no revision"
-        _fail(f"the database schema is at {where} but this mlmon needs {head}; run `mlmon migrate`", 1)
-    return store
+        bootstrap.fail(f"{option}: expected a date (2026-11-01, meaning 00:00 UTC) or an RFC 3339 time, got {value!r}")
 
 
 def render(doc: dict[str, object], fmt: str, what: str) -> str:
@@ -103,17 +69,17 @@ def audit(
 ) -> None:
     """Stack audit report: packages, findings with SLA status, compliance, evidence, change log."""
     if what is not None and fmt != "csv":
-        _fail(f"--what chooses a CSV table; it does not apply to --format {fmt}")
+        bootstrap.fail(f"--what chooses a CSV table; it does not apply to --format {fmt}")
     moment = _moment(as_of, "--as-of")
     start = _moment(since, "--since")
-    settings, config = _config(config_path)
-    store = _store(database_url or settings.database_url)
+    settings, config = bootstrap.configuration(config_path)
+    store = bootstrap.store(database_url or settings.database_url, empty="refuse")
     try:
         doc = audit_report(store, config, SystemClock().now(), as_of=moment, since=start, projects=projects or None)
     except NotFound as exc:
-        _fail(str(exc))
+        bootstrap.fail(str(exc))
     except InvalidInput as exc:
-        _fail("; ".join(f"--{i.where.replace('_', '-')}: {i.message}" for i in exc.issues))
+        bootstrap.fail("; ".join(f"--{i.where.replace('_', '-')}: {i.message}" for i in exc.issues))
     finally:
         store.close()
     text = render(doc, fmt, what or "findings")

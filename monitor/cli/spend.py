@@ -14,24 +14,16 @@ import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
 
 import click
 
 from collectors.base import SourceError
 from collectors.spend.focus_params import FocusParams
 from collectors.spend.focus_reader import FocusFileError, pyarrow_missing, read_focus_file
-from monitor.config.settings import Settings
-from monitor.core.errors import ConfigError
-from monitor.runtime import Runtime
+from monitor.cli import bootstrap
 from monitor.spend.report import days_needed, load
 from monitor.spend.series import ATTRIBUTED, GPU_USAGE, ROWS, zone
 from monitor.spend.views import project_out
-
-
-def _fail(message: str, status: int = 2) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(status)
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
@@ -53,21 +45,13 @@ def spend() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def status(config: str | None, database_url: str | None, project_id: str | None, check: bool, as_json: bool) -> None:
     """Each project's budget period: spent, share of the budget, forecast with its interval."""
-    overrides: dict[str, Any] = {}
-    if config:
-        overrides["config"] = Path(config)
-    if database_url:
-        overrides["database_url"] = database_url
-    try:
-        runtime = Runtime.create(Settings(**overrides))
-    except ConfigError as exc:
-        _fail(f"configuration refused:\n{exc}")
+    runtime = bootstrap.runtime(bootstrap.settings(config, database_url), prepared=False)
     try:
         cfg = runtime.config
         ids = [p.id for p in cfg.projects]
         if project_id is not None:
             if project_id not in ids:
-                _fail(f"unknown project {project_id!r}")
+                bootstrap.fail(f"unknown project {project_id!r}")
             ids = [project_id]
         now = runtime.clock.now()
         data = load(runtime.store, cfg, ids, now, days_needed(cfg, now))
@@ -123,19 +107,19 @@ def read_focus(files: tuple[str, ...], tag: str, timezone: str, as_json: bool) -
     """Read FOCUS files and show what each project would be attributed (nothing is stored)."""
     missing = pyarrow_missing()
     if missing:
-        _fail(missing)
+        bootstrap.fail(missing)
     try:
         params = FocusParams.model_validate({"path": files[0], "attribution": [{"tag": tag}], "timezone": timezone})
         tz = zone(timezone)
     except ValueError as exc:
-        _fail(f"invalid option: {exc}")
+        bootstrap.fail(f"invalid option: {exc}")
     per_project: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     currency: str | None = None
     for name in files:
         try:
             aggregate = read_focus_file(Path(name), params, tz, (currency, "the files before") if currency else None)
         except (FocusFileError, SourceError) as exc:
-            _fail(str(exc))
+            bootstrap.fail(str(exc))
         currency = currency or aggregate.currency
         for (metric, labels), per_day in aggregate.totals.values.items():
             label_map = dict(labels)

@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from monitor.config.settings import Settings
+from monitor.cli import bootstrap
 from monitor.core.clock import SystemClock
-from monitor.core.errors import ConfigError, SourceError
+from monitor.core.errors import SourceError
 from monitor.http import HttpFactory
 from monitor.stack.advisories.index import AdvisoryIndex
 from monitor.stack.advisories.offline import OfflineSourceError
@@ -37,12 +37,6 @@ from monitor.stack.report.text import render_table, table
 from monitor.stack.scan import FAIL_ON, Policy, describe_error, judge, load_advisories, packages_of, report_doc
 from monitor.stack.store import StackStore
 from monitor.stack.versions import canonical_name
-from monitor.store.store import Store
-
-
-def _fail(message: str, status: int = 2) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(status)
 
 
 @contextmanager
@@ -157,18 +151,18 @@ def scan(
         try:
             inventories.append((path, read_path(path)))
         except InventoryError as exc:
-            _fail(f"cannot read {path}: {exc}")
+            bootstrap.fail(f"cannot read {path}: {exc}")
     try:
         ignores = load_ignore_file(ignore_file) if ignore_file else []
     except IgnoreFileError as exc:
-        _fail(str(exc))
+        bootstrap.fail(str(exc))
     spec = advisories or DEFAULT_OSV_URL
     quiet = fmt != "table" and output is None
     try:
         with _progress("Loading advisories", enabled=not quiet and sys.stderr.isatty()) as progress:
             load = load_advisories(spec, packages_of(inv for _, inv in inventories), http, progress)
     except (OfflineSourceError, SourceError) as exc:
-        _fail(f"cannot load advisories from {spec}: {describe_error(exc)}")
+        bootstrap.fail(f"cannot load advisories from {spec}: {describe_error(exc)}")
     for rejected in load.rejected:
         click.echo(f"warning: advisory record rejected: {rejected.where}: {rejected.reason}", err=True)
     notes: list[str] = []
@@ -218,40 +212,6 @@ def scan(
 # --- database-backed commands ---------------------------------------------------------------------------
 
 
-def _store(database_url: str | None) -> Store:
-    from monitor.store import migrate
-    from monitor.store.db import make_engine
-
-    settings = Settings(database_url=database_url) if database_url else Settings()
-    engine = make_engine(settings.database_url)
-    if engine.dialect.name == "sqlite" and migrate.is_empty(engine):
-        migrate.upgrade(engine)
-    elif not migrate.is_at_head(engine):
-        engine.dispose()
-        _fail("the database schema is not at head; run `mlmon migrate`", 1)
-    return Store.on(engine)
-
-
-def _runtime(config: str | None, database_url: str | None) -> Any:
-    from monitor.runtime import Runtime
-    from monitor.services import SchemaNotReady, prepare_database
-
-    overrides: dict[str, Any] = {}
-    if config:
-        overrides["config"] = Path(config)
-    if database_url:
-        overrides["database_url"] = database_url
-    try:
-        runtime = Runtime.create(Settings(**overrides))
-    except ConfigError as exc:
-        _fail(f"configuration refused:\n{exc}")
-    try:
-        prepare_database(runtime)
-    except SchemaNotReady as exc:
-        _fail(str(exc), 1)
-    return runtime
-
-
 config_option = click.option("--config", "-c", type=click.Path(dir_okay=False), help="YAML file [env MLMON_CONFIG]")
 db_option = click.option("--database-url", help="SQLAlchemy URL [env MLMON_DATABASE_URL]")
 
@@ -268,12 +228,12 @@ def advisories_import(path: str, database_url: str | None) -> None:
     """Import an offline OSV database (a directory of JSON files or OSV's all.zip)."""
     from monitor.stack.sync import import_offline
 
-    store = _store(database_url)
+    store = bootstrap.store(database_url, empty="migrate")
     try:
         with _progress("Importing advisories") as progress:
             result = import_offline(store, path, SystemClock().now(), progress=progress)
     except OfflineSourceError as exc:
-        _fail(str(exc))
+        bootstrap.fail(str(exc))
     finally:
         store.close()
     click.echo(
@@ -291,7 +251,7 @@ def advisories_refresh(config: str | None, database_url: str | None) -> None:
     """Refresh advisories and release histories from the configured sources now."""
     from monitor.stack.sync import refresh_advisories, refresh_releases
 
-    runtime = _runtime(config, database_url)
+    runtime = bootstrap.runtime(bootstrap.settings(config, database_url))
     now = runtime.clock.now()
     http = HttpFactory()
     with _progress("Fetching advisories") as progress:
@@ -312,7 +272,7 @@ def advisories_refresh(config: str | None, database_url: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def advisories_status(database_url: str | None, fmt: str) -> None:
     """Feeds (with the age of their data), counts and recent revisions."""
-    store = _store(database_url)
+    store = bootstrap.store(database_url, empty="migrate")
     stack = StackStore(store.engine)
     now = datetime.now(UTC)
     doc: dict[str, Any] = {
@@ -367,7 +327,7 @@ def stack_sync(config: str | None, database_url: str | None, refresh: bool, forc
     """Ingest inventories, refresh due feeds, reconcile findings (what the service does every minute)."""
     from monitor.stack.sync import tick
 
-    runtime = _runtime(config, database_url)
+    runtime = bootstrap.runtime(bootstrap.settings(config, database_url))
     report = tick(
         runtime.store, runtime.config, runtime.clock.now(), HttpFactory(), os.environ, refresh=refresh, force=force
     )
@@ -413,8 +373,8 @@ def stack_findings(
         try:
             moment = parse_moment(as_of)
         except ValueError as exc:
-            _fail(f"--as-of: {exc}")
-    store = _store(database_url)
+            bootstrap.fail(f"--as-of: {exc}")
+    store = bootstrap.store(database_url, empty="migrate")
     stack = StackStore(store.engine)
     rows = stack.findings(
         project=project,

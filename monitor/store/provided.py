@@ -26,15 +26,3 @@ class DataKey(Generic[T]):
 
 Provider = Callable[[Store, frozenset[str], datetime], Mapping[str, Any]]
 """A data provider for rule kinds: (store, projects, now) -> {project: data}."""
-
-
-class DuplicateName(ValueError):
-    """Two entries of one registry under one name (prometheus_client's registry refuses these too)."""
-
-
-def unique(entries: Mapping[str, Any], more: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """`entries` and `more` merged, refusing a name both hold."""
-    clash = sorted(entries.keys() & more.keys())
-    if clash:
-        raise DuplicateName(f"{what} {', '.join(map(repr, clash))} registered twice")
-    return {**entries, **more}

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import Field
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.spend.common import money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.spend.budget import BudgetStatus, ThresholdState
@@ -35,10 +35,6 @@ class BudgetParams(KindParams):
     clear: float = Field(default=0.95, gt=0, le=1, description="clears below clear x threshold")
     actual: bool = True
     forecast: bool = True
-
-
-def needs(_params: BudgetParams) -> list[SeriesNeed]:
-    return []
 
 
 def _condition(state: ThresholdState, clear: float) -> Condition:
@@ -143,7 +139,6 @@ def promql(params: BudgetParams, project: str) -> str | None:
 KIND = RuleKind(
     name="budget",
     params=BudgetParams,
-    needs=needs,
     evaluate=evaluate,
     summary="{{ project.name }}: {{ details.message }}",
     extras=(SPEND,),

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.stack.common import FINDING_VARS, finding_details, view, with_clears
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
@@ -46,10 +46,6 @@ class PatchSlaParams(KindParams):
         return [canonical_name(v) for v in value]
 
 
-def needs(_params: PatchSlaParams) -> list[SeriesNeed]:
-    return []
-
-
 def evaluate(params: PatchSlaParams, ctx: RuleContext) -> Evaluation:
     data = view(ctx)
     if data is None:
@@ -79,7 +75,6 @@ def evaluate(params: PatchSlaParams, ctx: RuleContext) -> Evaluation:
 KIND = RuleKind(
     name="patch_sla",
     params=PatchSlaParams,
-    needs=needs,
     evaluate=evaluate,
     summary=(
         "{{ details.package }} {{ details.versions }}: {{ labels.vulnerability }} ({{ details.severity }}) "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.stack.common import (
     FINDING_VARS,
     MinSeverity,
@@ -36,10 +36,6 @@ class VulnerableParams(KindParams):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         return [canonical_name(v) for v in value]
-
-
-def needs(_params: VulnerableParams) -> list[SeriesNeed]:
-    return []
 
 
 def evaluate(params: VulnerableParams, ctx: RuleContext) -> Evaluation:
@@ -84,7 +80,6 @@ def promql(params: VulnerableParams, project: str) -> str | None:
 KIND = RuleKind(
     name="vulnerable",
     params=VulnerableParams,
-    needs=needs,
     evaluate=evaluate,
     summary=(
         "{{ details.package }} {{ details.versions }} is affected by {{ labels.vulnerability }} "
