@@ -42,7 +42,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # tests.support / tests.spend helpers (real data writers, local servers)
+    sys.path.insert(0, str(REPO))  # tests.support / tests.monitor.spend helpers (real data writers, local servers)
 
 import httpx  # noqa: E402
 
@@ -151,7 +151,7 @@ def version_events(n: int, start: datetime) -> list[Event]:
 
 
 def focus_file(tmp: Path, n: int, start: datetime, now: datetime) -> None:
-    from tests.spend.focus_data import Charge, write_focus
+    from tests.monitor.spend.focus_data import Charge, write_focus
 
     charges = []
     day = start.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -164,7 +164,7 @@ def focus_file(tmp: Path, n: int, start: datetime, now: datetime) -> None:
 
 @contextmanager
 def package_index() -> Iterator[str]:
-    from tests.stack.support import PackageIndex, torch_releases
+    from tests.monitor.stack.support import PackageIndex, torch_releases
     from tests.support.http_server import LocalHttpServer
 
     with LocalHttpServer() as server:

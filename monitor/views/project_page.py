@@ -248,16 +248,6 @@ def efficiency_chart(sources: Sequence[Any], today: date) -> tuple[Markup | None
     return svg, math.fsum(held.values()) / 3600
 
 
-def sla_due(config: MlmonConfig, doc: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Due date and overdue flag of a finding under `stack.sla` (as the stack API computes them)."""
-    fix_at = doc.get("fix_available_at")
-    allowed = config.stack.sla.for_rating(doc["severity"])
-    if not fix_at or allowed is None or doc["state"] != "affected":
-        return {"due_at": None, "overdue": False}
-    due = datetime.fromisoformat(fix_at) + allowed
-    return {"due_at": due.isoformat(), "overdue": doc["status"] == "open" and now > due}
-
-
 def stack_details(store: Store, config: MlmonConfig, project: ProjectConfig, now: datetime, page: ProjectPage) -> None:
     stack = StackStore(store.engine)
     page.inventories = stack.inventory_rows([project.id])
@@ -268,7 +258,7 @@ def stack_details(store: Store, config: MlmonConfig, project: ProjectConfig, now
     docs = []
     for finding in stack.findings(project=project.id):
         doc = finding_doc(finding, [])
-        doc.update(sla_due(config, doc, now))
+        doc.update(config.stack.sla.due_fields(doc, now))
         docs.append(doc)
     docs.sort(
         key=lambda d: (not d["overdue"], d["status"] != "open", -RANK.get(d["severity"], 0), d["package"], d["id"])

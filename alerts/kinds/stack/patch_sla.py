@@ -10,34 +10,18 @@ the finding is overdue, in seconds (negative while it is still within its SLA).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pydantic import Field, field_validator
 
 from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.stack.common import FINDING_VARS, finding_details, view, with_clears
 from alerts.model import Condition, Verdict
-from monitor.config.types import Duration
 from monitor.stack.providers import STACK
+from monitor.stack.sla import Sla
 from monitor.stack.versions import canonical_name
 
 
-class SlaParams(KindParams):
-    critical: Duration = timedelta(days=7)
-    high: Duration = timedelta(days=30)
-    medium: Duration = timedelta(days=90)
-    low: Duration = timedelta(days=180)
-    unknown: Duration | None = None
-
-    def for_rating(self, rating: str) -> timedelta | None:
-        if rating in ("critical", "high", "medium", "low"):
-            value: timedelta = getattr(self, rating)
-            return value
-        return self.unknown if rating == "unknown" else None
-
-
 class PatchSlaParams(KindParams):
-    sla: SlaParams = Field(default_factory=SlaParams)
+    sla: Sla = Field(default_factory=Sla)
     packages: list[str] = Field(default_factory=list)
 
     @field_validator("packages")
@@ -56,10 +40,10 @@ def evaluate(params: PatchSlaParams, ctx: RuleContext) -> Evaluation:
             continue
         if params.packages and finding.package not in params.packages:
             continue
-        allowed = params.sla.for_rating(finding.severity)
-        if allowed is None:
+        due = params.sla.due_at(finding.severity, finding.state, finding.fix_available_at)
+        if due is None:
             continue
-        due = finding.fix_available_at + allowed
+        allowed = due - finding.fix_available_at
         overdue = (ctx.now - due).total_seconds()
         details = {
             **finding_details(finding),

@@ -37,16 +37,6 @@ from monitor.stack.versions import canonical_name
 router = APIRouter(prefix="/api/v1", tags=["stack"])
 
 
-def _sla(runtime: Runtime, doc: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Due date and overdue flag of a finding document under `stack.sla`."""
-    fix_at = doc.get("fix_available_at")
-    allowed = runtime.config.stack.sla.for_rating(doc["severity"])
-    if not fix_at or allowed is None or doc["state"] != "affected":
-        return {"due_at": None, "overdue": False}
-    due = datetime.fromisoformat(fix_at) + allowed
-    return {"due_at": due.isoformat(), "overdue": doc["status"] == "open" and now > due}
-
-
 def _project_or_404(runtime: Runtime, project: str) -> None:
     if runtime.config.project(project) is None:
         raise NotFound(f"unknown project {project!r}")
@@ -116,7 +106,7 @@ def project_detail(project: str, runtime: RuntimeDep) -> dict[str, Any]:
     invs = {i.source: i for i in stack.inventory_rows([project])}
     findings = [finding_doc(r, []) for r in stack.findings(project=project)]
     for doc in findings:
-        doc.update(_sla(runtime, doc, now))
+        doc.update(runtime.config.stack.sla.due_fields(doc, now))
     return {
         "project": project,
         "inventories": [
@@ -185,7 +175,7 @@ def findings(
         if not principal.sees(row.project):
             continue
         doc = finding_doc(row, events.get(row.id, []), moment)
-        doc.update(_sla(runtime, doc, now))
+        doc.update(runtime.config.stack.sla.due_fields(doc, now))
         if severity is not None and RANK[doc["severity"]] < RANK[severity]:
             continue
         if status is not None and doc["status"] != status:
@@ -203,7 +193,7 @@ def finding(finding_id: int, runtime: RuntimeDep, principal: PrincipalDep) -> di
     if row is None or not principal.sees(row.project):
         raise NotFound(f"no finding {finding_id}")
     doc = finding_doc(row, stack.finding_events([finding_id]).get(finding_id, []))
-    doc.update(_sla(runtime, doc, runtime.clock.now()))
+    doc.update(runtime.config.stack.sla.due_fields(doc, runtime.clock.now()))
     return doc
 
 
