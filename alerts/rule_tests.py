@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from alerts.engine import AlertEngine
+from alerts.engine import AlertEngine, Extra
 from alerts.kinds import REGISTRY
 from alerts.model import AlertState
 from alerts.notation import STALE, expand
@@ -53,7 +53,6 @@ from monitor.core.clock import FrozenClock
 from monitor.core.durations import format_duration
 from monitor.core.matchers import MatchOp, parse_selector
 from monitor.core.types import Sample, SeriesKey, labels_of, ms_from_datetime
-from monitor.providers import engine_extras
 from monitor.store import migrate
 from monitor.store.sources import RunRecord
 from monitor.store.store import Store
@@ -199,7 +198,11 @@ def _refuse_promtool_only(data: Mapping[str, Any], where: _Where) -> None:
                 raise where.error(("tests", index, key), f"promtool's key, which mlmon cannot honour: {why}")
 
 
-def run_file(path: Path, load_config: Callable[[Path], MlmonConfig]) -> list[CaseResult]:
+Extras = Callable[[Callable[[], MlmonConfig]], Mapping[str, Extra]]
+"""The data providers for a configuration (the service passes every family's: `monitor.providers`)."""
+
+
+def run_file(path: Path, load_config: Callable[[Path], MlmonConfig], extras: Extras) -> list[CaseResult]:
     spec, where = _load(path)
     config_name = spec.config if spec.config is not None else (spec.rule_files or [""])[0]
     config_path = (path.parent / config_name).resolve()
@@ -208,7 +211,7 @@ def run_file(path: Path, load_config: Callable[[Path], MlmonConfig]) -> list[Cas
     inputs = [_inputs(case, index, where, spec.evaluation_interval) for index, case in enumerate(spec.tests)]
     rules = {rule.name for rule in config.rules}
     return [
-        _run_case(case, index, config, spec.evaluation_interval, inputs[index], rules)
+        _run_case(case, index, config, spec.evaluation_interval, inputs[index], rules, extras)
         for index, case in enumerate(spec.tests)
     ]
 
@@ -270,7 +273,13 @@ def _inputs(case: RuleTestCase, index: int, where: _Where, every: timedelta) -> 
 
 
 def _run_case(
-    case: RuleTestCase, index: int, config: MlmonConfig, every: timedelta, inputs: _Inputs, rules: set[str]
+    case: RuleTestCase,
+    index: int,
+    config: MlmonConfig,
+    every: timedelta,
+    inputs: _Inputs,
+    rules: set[str],
+    extras: Extras,
 ) -> CaseResult:
     result = CaseResult(case.name or f"test {index}")
     start = datetime.fromtimestamp(case.start_timestamp, UTC)
@@ -281,7 +290,7 @@ def _run_case(
             store.samples.append(inputs.samples)
             runs = list(inputs.runs)
             clock = FrozenClock(start)
-            engine = AlertEngine(store, clock, REGISTRY, lambda: config, engine_extras(lambda: config))
+            engine = AlertEngine(store, clock, REGISTRY, lambda: config, extras(lambda: config))
             checks = sorted(case.alert_rule_test, key=lambda t: t.eval_time)
             end = max((t.eval_time for t in checks), default=timedelta(0))
             moment, pending_checks = timedelta(0), list(checks)

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerts.payloads import iso
+from alerts.store import GroupStore
 from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
 from monitor.services import Services
-from monitor.store.alerts import GroupStore
 from tests.conftest import RuntimeFactory, token_headers
 from tests.support.sinks import WebhookSink
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from alerts.notation import STALE, expand
-from monitor.cli import main
+from monitor.cli.main import main
 from tests.support.peers import mlmon_command
 
 CONFIG = """

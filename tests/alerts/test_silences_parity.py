@@ -14,8 +14,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from alerts.store import SilenceStore
 from monitor.api.app import create_app
-from monitor.store.alerts import SilenceStore
 from tests.conftest import RuntimeFactory, token_headers
 from tests.support.alertmanager import Alertmanager, amtool_binary, running_alertmanager
 
