@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from monitor.config.alerting import InhibitConfig, parse_matcher_list
 from monitor.core.matchers import Matcher, MatchOp, matches_all
@@ -85,6 +86,12 @@ class FiringSource:
     source_down: str | None = None
 
 
+@lru_cache(maxsize=1024)
+def _parsed(matchers: tuple[str, ...]) -> tuple[Matcher, ...]:
+    """An inhibit rule's matchers, parsed once (muting runs per alert and firing source)."""
+    return parse_matcher_list(list(matchers))
+
+
 def inhibited_by(
     labels: Mapping[str, str],
     project: str | None,
@@ -108,8 +115,8 @@ def inhibited_by(
             out.append(source.fingerprint)
             continue
         for rule in rules:
-            targets = parse_matcher_list(rule.target_matchers)
-            sources = parse_matcher_list(rule.source_matchers)
+            targets = _parsed(tuple(rule.target_matchers))
+            sources = _parsed(tuple(rule.source_matchers))
             if (
                 matches_all(sources, source.labels)
                 and matches_all(targets, labels)
