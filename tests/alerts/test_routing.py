@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alerts.grouping import flush, new_group
-from alerts.notation import expand
+from alerts.notation import STALE, expand
 from alerts.routing import RouteError, compile_routes, group_key, routes_for
 from alerts.silences import FiringSource, Silence, SilenceState, inhibited_by, silenced_by
 from alerts.templates import render, template_problems
@@ -161,11 +161,11 @@ def test_templates() -> None:
         ("5-2x2", [5, 3, 1]),
         ("0.9x2", [0.9, 0.9, 0.9]),
         ("1 _x2 3", [1, None, None, 3]),
-        ("1 _ stale 4", [1, None, None]),
+        ("1 _ stale 4", [1, None, STALE, 4]),  # values after stale continue, as in promtool
         ("-2+4x3", [-2, 2, 6, 10]),
     ],
 )
-def test_series_notation(text: str, values: list[float | None]) -> None:
+def test_series_notation(text: str, values: list[object]) -> None:
     assert expand(text) == values
 
 
