@@ -23,6 +23,8 @@ class _Stale:
 
 
 STALE: Final = _Stale()
+MAX_STEPS = 100_000
+"""Steps one series may expand to: a typo like `1x1000000000` must fail, not fill the memory."""
 
 _TOKEN = re.compile(
     r"(?P<missing>_)(?:x(?P<mcount>\d+))?$"
@@ -43,6 +45,9 @@ def expand(values: str) -> list[float | _Stale | None]:
                 f"cannot read {token!r} in series values {values!r}: expected a number, "
                 "a+bxN, a-bxN, axN, _, _xN or stale"
             )
+        count_text = match["mcount"] or match["count"]
+        if count_text is not None and len(out) + int(count_text) > MAX_STEPS:
+            raise ValueError(f"{token!r}: series values expand to more than {MAX_STEPS:,} steps")
         if match["missing"]:
             out.extend([None] * int(match["mcount"] or 1))
         elif match["stale"]:

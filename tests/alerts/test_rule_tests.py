@@ -128,3 +128,8 @@ def test_series_notation_as_promtool_reads_it() -> None:
     assert expand("0+0.1x10")[-1] == 0.9999999999999999
     with pytest.raises(ValueError, match="a step needs a count"):
         expand("1+1")
+
+
+def test_series_notation_is_bounded() -> None:
+    with pytest.raises(ValueError, match="more than 100,000 steps"):
+        expand("1 1x1000000000")
