@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 
@@ -52,15 +53,17 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     so a consumer can de-duplicate mlmon's and Alertmanager's notifications: FNV-1a 64 over the
     labels sorted by name, each name and value followed by a 0xff byte, as 16 lowercase hex digits.
     Labels with an empty value are left out, as Alertmanager drops them before hashing."""
+    return _fnv(tuple(sorted(labels.items())))
+
+
+@lru_cache(maxsize=32_768)
+def _fnv(pairs: tuple[tuple[str, str], ...]) -> str:
+    # Byte by byte in Python costs ~20x a C hash: each cycle meets the same label sets again
+    # (every alert's series, every evaluation), so each set is hashed once.
+    parts = [part.encode() for name, value in pairs if value != "" for part in (name, value)]
     h = _FNV_OFFSET
-    for name in sorted(labels):
-        value = labels[name]
-        if value == "":
-            continue
-        for part in (name, value):
-            for byte in part.encode():
-                h = ((h ^ byte) * _FNV_PRIME) & _MASK
-            h = ((h ^ 0xFF) * _FNV_PRIME) & _MASK
+    for byte in b"\xff".join(parts) + b"\xff" if parts else b"":
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
     return f"{h:016x}"
 
 
