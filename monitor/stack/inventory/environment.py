@@ -145,7 +145,7 @@ def read_environment(path: str | Path) -> Inventory:
         found.extend(extra)
     if "torch" in builds:
         found = [
-            Package(p.name, p.version, p.origin, p.line, p.ecosystem, p.scope, p.index, builds["torch"])
+            Package(p.name, p.version, p.origin, p.line, p.ecosystem, p.scope, p.index, builds["torch"], p.native_name)
             if p.name == "torch" and p.build is None
             else p
             for p in found
