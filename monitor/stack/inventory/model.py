@@ -16,7 +16,7 @@ from monitor.stack.versions import canonical_name
 
 Ecosystem = Literal["PyPI", "conda"]
 Variant = Literal["cuda", "rocm", "cpu", "xpu", "unknown"]
-InventoryKind = Literal["python_env", "lockfile", "sbom", "repo"]
+InventoryKind = Literal["python_env", "lockfile", "sbom", "repo", "image"]
 
 DOC_VERSION = 1
 

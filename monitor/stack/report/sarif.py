@@ -153,12 +153,15 @@ def _rule(finding: Finding) -> dict[str, Any]:
     summary = finding.summary.strip() or finding.key
     shown = finding.rating if finding.rating != "unknown" else "unknown (shown as medium)"
     score = f" (CVSS {finding.score:.1f})" if finding.score is not None else ""
-    fixed = f"Upgrade {finding.package} to {finding.fixed_in} or later." if finding.fixed_in else "No fixed version is known."
+    fixed = (
+        f"Upgrade {finding.package} to {finding.fixed_in} or later."
+        if finding.fixed_in
+        else "No fixed version is known."
+    )
     url = f"https://osv.dev/vulnerability/{finding.key}"
     help_text = f"{summary}\n\nSeverity: {shown}{score}. IDs: {', '.join(finding.ids)}.\n{fixed}\nDetails: {url}"
-    help_markdown = (
-        f"**{summary}**\n\nSeverity: {shown}{score}. IDs: {', '.join(finding.ids)}.\n\n{fixed}\n\n[{finding.key}]({url})"
-    )
+    ids = ", ".join(finding.ids)
+    help_markdown = f"**{summary}**\n\nSeverity: {shown}{score}. IDs: {ids}.\n\n{fixed}\n\n[{finding.key}]({url})"
     properties: dict[str, Any] = {
         "tags": ["security", "vulnerability", finding.package],
         "ids": list(finding.ids),
