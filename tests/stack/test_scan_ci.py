@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli import main
@@ -42,7 +41,9 @@ def _dist(site: Path, name: str, version: str) -> Path:
 
 
 def test_sarif_meets_code_scanning_rules_with_relative_uris(
-    tmp_path: Path, osv_dir: Path, sarif_schema: dict[str, Any]  # noqa: F811
+    tmp_path: Path,
+    osv_dir: Path,
+    sarif_schema: dict[str, Any],  # noqa: F811
 ) -> None:
     repo = tmp_path / "checkout"
     reqs = write(repo / "deploy" / "requirements.txt", "# pinned\nnumpy==1.26.4\n  torch==2.5.1+cu121\n")
@@ -80,7 +81,12 @@ def test_sarif_meets_code_scanning_rules_with_relative_uris(
         assert res["partialFingerprints"]["primaryLocationLineHash"] == hashes[artifact["uri"]][region["startLine"]]
         by_uri.setdefault(artifact["uri"], []).append(region)
     lock_regions = by_uri["deploy/requirements.txt"]
-    assert {"startLine": 3, "startColumn": 1, "endLine": 3, "endColumn": len("  torch==2.5.1+cu121") + 1} in lock_regions
+    assert {
+        "startLine": 3,
+        "startColumn": 1,
+        "endLine": 3,
+        "endColumn": len("  torch==2.5.1+cu121") + 1,
+    } in lock_regions
     # an installed package points at its METADATA's Version line, not at a directory
     env_regions = by_uri[".venv/lib/python3.11/site-packages/torch-2.5.1.dist-info/METADATA"]
     assert {"startLine": 3, "startColumn": 1, "endLine": 3, "endColumn": len("Version: 2.5.1") + 1} in env_regions
@@ -91,7 +97,9 @@ def test_unknown_severity_is_never_shown_below_medium(tmp_path: Path, osv_dir: P
 
     reqs = write(tmp_path / "requirements.txt", "torch==2.15.0\n")
     doc = json.loads(
-        scan(str(reqs), "--advisories", str(osv_dir), "--index", "none", "--format", "json", "--fail-on", "never").stdout
+        scan(
+            str(reqs), "--advisories", str(osv_dir), "--index", "none", "--format", "json", "--fail-on", "never"
+        ).stdout
     )
     from monitor.stack.findings import Finding
 
