@@ -44,7 +44,7 @@ from monitor.store.store import Store
 
 log = logging.getLogger("mlmon.stack.sync")
 
-STACK_KINDS = ("python_env", "lockfile", "sbom", "repo")
+STACK_KINDS = ("python_env", "lockfile", "sbom", "repo", "image")
 ADVISORY_FEED = "advisories"
 RETRY_FAILED_AFTER = timedelta(minutes=10)
 Progress = Callable[[int, int], None]
