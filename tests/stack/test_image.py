@@ -253,3 +253,19 @@ def test_bearer_token_flow(tmp_path: Path, registry: Registry) -> None:
         with httpx.Client(timeout=30) as client:
             check_cuda_image(read_registry_image(proxied, client))
     assert seen_scopes == ["repository:team/svc:pull"]
+
+
+def test_image_findings_in_sarif_point_at_the_dockerfile(tmp_path: Path, osv_dir: Path) -> None:
+    layout = write_layout(tmp_path / "layout", cuda_torch_layers())
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "Dockerfile").write_text("FROM python:3.11 AS build\nRUN true\nFROM build\nRUN pip install torch\n")
+    result = scan(f"oci:{layout.path}", "--advisories", str(osv_dir), "--index", "none", "--format", "sarif",
+                  "--sarif-root", str(checkout))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    results = json.loads(result.stdout)["runs"][0]["results"]
+    torch = next(r for r in results if r["ruleId"] == "CVE-2025-32434")
+    location = torch["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"] == {"uri": "Dockerfile", "uriBaseId": "%SRCROOT%"}
+    assert location["region"]["startLine"] == 3
+    assert f"oci:{layout.path}" in torch["message"]["text"]

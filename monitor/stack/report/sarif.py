@@ -99,11 +99,28 @@ def _metadata_spot(directory: Path, files: _Files) -> tuple[Path, int | None]:
     return directory, None
 
 
+def _dockerfile(root: Path, files: _Files) -> tuple[Path, int] | None:
+    """The checkout's Dockerfile and its last FROM line: where an image finding can be shown."""
+    path = root / "Dockerfile"
+    text = files.read(path)
+    if text is None:
+        return None
+    lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip().upper().startswith("FROM ")]
+    return path, (lines[-1] if lines else 1)
+
+
 def _spot(origin: str, line: int | None, root: Path, files: _Files) -> Spot:
-    if "://" in origin or origin.startswith(("image:", "oci:", "docker-archive:")):
-        # a file inside an image or a repository not checked out here: no file under the root
+    if origin.startswith(("image:", "oci:", "docker-archive:")):
+        # an image has no file in the repository: its Dockerfile stands for it when there is one
+        dockerfile = _dockerfile(root, files)
+        if dockerfile is not None:
+            return Spot(dockerfile[0], dockerfile[0].relative_to(root).as_posix(), SRCROOT, dockerfile[1])
         inner = origin.split("!", 1)[-1].lstrip("/")
         return Spot(None, PurePosixPath(inner).as_posix() or "image", None, line)
+    if "://" in origin:
+        # a git remote's file: the path inside that repository
+        inner = origin.split("!", 1)[-1].lstrip("/")
+        return Spot(None, PurePosixPath(inner).as_posix(), SRCROOT, line)
     path = Path(origin).expanduser().resolve()
     if path.is_dir():
         path, found = _metadata_spot(path, files)
