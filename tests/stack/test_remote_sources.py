@@ -167,3 +167,113 @@ def test_remote_sources_and_their_failures(world: World, git_server: GitServer) 
     assert {p.name: p.version for p in from_checkpoint(updated)[0].packages}["torch"] == "2.6.0"  # type: ignore[index]
     events = world.runtime.store.events.events(project="svc", kinds=["version_change"])
     assert [e.describe() for e in events] == ["torch 2.5.1 -> 2.6.0"]
+
+
+class GitHttp:
+    """Smart HTTP in front of `git http-backend` (CGI), refusing requests without the expected
+    Basic credentials or bearer token, on 127.0.0.1."""
+
+    def __init__(self, root: Path, user: str, password: str, token: str) -> None:
+        import base64
+        import http.server
+        import threading
+
+        backend = Path(subprocess.run(["git", "--exec-path"], capture_output=True, text=True).stdout.strip())
+        accepted = {f"Basic {base64.b64encode(f'{user}:{password}'.encode()).decode()}", f"Bearer {token}"}
+        self.seen_auth: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _serve(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                outer.seen_auth.append(auth.split(" ")[0])
+                if auth not in accepted:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                path, _, query = self.path.partition("?")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                env = {"GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
+                       "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_USER": user,
+                       "REMOTE_ADDR": "127.0.0.1", "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                       "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""), "PATH": "/usr/bin:/bin"}  # fmt: skip
+                done = subprocess.run([str(backend / "git-http-backend")], input=body, env=env, capture_output=True)
+                head, _, payload = done.stdout.partition(b"\r\n\r\n")
+                status = 200
+                headers = []
+                for line in head.decode().split("\r\n"):
+                    name, _, value = line.partition(":")
+                    if name.lower() == "status":
+                        status = int(value.strip().split()[0])
+                    elif name:
+                        headers.append((name, value.strip()))
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = _serve
+            do_POST = _serve
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_git_credentials_come_from_the_environment_and_are_never_shown(
+    tmp_path: Path, make_runtime: RuntimeFactory, git_server: GitServer
+) -> None:
+    server = GitHttp(git_server.root, "ci", "s3cret-pass", "t0ken-abc")
+    try:
+        config = f"""
+projects:
+  - id: svc
+    owners: [{{name: Ada, email: ada@example.com}}]
+    sources:
+      - {{name: anonymous, kind: repo, interval: 1h, params: {{url: "{server.url("ml.git")}", paths: [services/api]}}}}
+      - {{name: wrong, kind: repo, interval: 1h, params: {{url: "{server.url("ml.git")}", username_env: GIT_USER,
+          password_env: WRONG_PASSWORD}}}}
+      - {{name: basic, kind: repo, interval: 1h, params: {{url: "{server.url("ml.git")}", username_env: GIT_USER,
+          password_env: GIT_PASSWORD, paths: [services/api]}}}}
+      - {{name: token, kind: repo, interval: 1h, params: {{url: "{server.url("ml.git")}", token_env: GIT_TOKEN,
+          paths: [services/api/requirements.txt]}}}}
+"""
+        clock = FrozenClock(T0)
+        runtime = make_runtime(config, clock=clock)
+        env = {"MLMON_DATA_DIR": str(tmp_path / "data"), "GIT_USER": "ci", "GIT_PASSWORD": "s3cret-pass",
+               "WRONG_PASSWORD": "not-it-123", "GIT_TOKEN": "t0ken-abc"}  # fmt: skip
+        runner = SourceRunner(runtime.store, clock, HttpFactory(timeout=30), env=env)
+        records = {plan.source: runner.run(plan) for plan in runtime.plans}
+        assert records["basic"].ok and records["token"].ok, (records["basic"].error, records["token"].error)
+        for name in ("anonymous", "wrong"):
+            error = records[name].error or ""
+            assert not records[name].ok and "resolve ref main" in error
+            assert "s3cret-pass" not in error and "not-it-123" not in error
+        assert {"Basic", "Bearer"} <= set(server.seen_auth)
+        statuses = {s.source: s for s in runtime.store.sources.statuses("svc")}
+        stored = json_text(statuses)
+        assert "s3cret-pass" not in stored and "t0ken-abc" not in stored
+        inventory = from_checkpoint(statuses["token"].checkpoint)[0]  # type: ignore[index]
+        assert {p.name for p in inventory.packages} == {"torch", "numpy"}
+    finally:
+        server.close()
+
+
+def json_text(statuses: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps({k: [v.last_error, v.checkpoint] for k, v in statuses.items()}, default=str)
