@@ -109,9 +109,21 @@ class RepoParams(Params):
             raise ValueError("set either `path` (a local directory) or `url` (a git remote)")
         if self.path is not None and not self.path.strip():
             raise ValueError("path must not be empty")
-        if self.url is not None and ("@" in self.url.split("://", 1)[-1].split("/", 1)[0]):
+        if self.url is not None and _credentials_in_url(self.url):
             raise ValueError("put credentials in the environment (token_env, username_env), not in the URL")
         return self
+
+
+def _credentials_in_url(url: str) -> bool:
+    """An HTTP(S) URL with any user info, or any URL with `user:password@`; `ssh://git@host` is a
+    login name, not a secret."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return False
+    userinfo, at, _ = rest.split("/", 1)[0].rpartition("@")
+    if not at:
+        return False
+    return scheme.lower() in ("http", "https") or ":" in userinfo
 
 
 class ImageParams(Params):

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from monitor.http import HttpFactory
 from monitor.core.clock import FrozenClock
+from monitor.http import HttpFactory
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.stack.inventory.changes import from_checkpoint
@@ -277,3 +277,31 @@ def json_text(statuses: dict[str, Any]) -> str:
     import json
 
     return json.dumps({k: [v.last_error, v.checkpoint] for k, v in statuses.items()}, default=str)
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "fragment"),
+    [
+        ("repo", {}, "either `path`"),
+        ("repo", {"path": "/srv/x", "url": "git://h/x.git"}, "either `path`"),
+        ("repo", {"url": "https://ci:hunter2@git.example.com/x.git"}, "not in the URL"),
+        ("image", {}, "exactly one of"),
+        ("image", {"ref": "r.example.com/x:1", "oci": "/srv/layout"}, "exactly one of"),
+        ("image", {"ref": "r.example.com/x:1", "platform": "amd64"}, "platform"),
+    ],
+)
+def test_remote_source_params_are_checked(kind: str, params: dict[str, Any], fragment: str) -> None:
+    from pydantic import ValidationError
+
+    from collectors import REGISTRY
+
+    with pytest.raises(ValidationError) as refused:
+        REGISTRY[kind].create(params)
+    assert fragment in str(refused.value)
+    assert "hunter2" not in str(refused.value).split("input_value")[0]
+
+
+def test_an_ssh_login_name_is_not_a_credential() -> None:
+    from collectors import REGISTRY
+
+    assert REGISTRY["repo"].create({"url": "ssh://git@git.example.com/ml.git", "ref": "main"}) is not None
