@@ -31,7 +31,13 @@ from monitor.stack.advisories.index import AdvisoryIndex
 from monitor.stack.advisories.model import AdvisoryError, parse_advisory
 from monitor.stack.advisories.offline import OfflineSourceError, Rejected, load_offline, parse_records
 from monitor.stack.advisories.osv_api import fetch_records, list_records
+from monitor.stack.advisories.snapshot import BUILTIN as BUILTIN_ADVISORIES
+from monitor.stack.advisories.snapshot import SnapshotError, read_snapshot
+from monitor.stack.advisories.snapshot import describe as describe_advisories
+from monitor.stack.advisories.snapshot import resolve as resolve_advisories
 from monitor.stack.findings import Finding, IgnoreRule, expired, find, variant
+from monitor.stack.index_snapshot import IndexSnapshotError, read_index_snapshot
+from monitor.stack.index_snapshot import describe as describe_index
 from monitor.stack.inventory.changes import from_checkpoint
 from monitor.stack.inventory.model import Inventory, merge
 from monitor.stack.package_index import configured_index, fetch_history
@@ -256,8 +262,8 @@ def refresh_advisories(
     stack = StackStore(store.engine)
     if not _due(stack, ADVISORY_FEED, cfg.refresh, now, force):
         return FeedOutcome(ADVISORY_FEED, False)
-    location = cfg.path or cfg.api_url or ""
-    kind = "offline" if cfg.path else "osv-api"
+    location = describe_advisories(cfg.path) if cfg.path else cfg.api_url or ""
+    kind = ("snapshot" if cfg.path == BUILTIN_ADVISORIES else "offline") if cfg.path else "osv-api"
     try:
         if cfg.path:
             result = import_offline(store, cfg.path, now, feed=ADVISORY_FEED, progress=progress)
@@ -269,16 +275,28 @@ def refresh_advisories(
         stack.record_feed(ADVISORY_FEED, kind=kind, location=location, now=now, error=str(exc))
         log.warning("advisory refresh from %s failed; keeping the stored data: %s", location, exc)
         return FeedOutcome(ADVISORY_FEED, True, str(exc))
-    detail = {
+    detail: dict[str, Any] = {
         "revision": result.revision,
         "added": result.added,
         "changed": result.changed,
         "unchanged": result.unchanged,
         "rejected": result.rejected,
     }
+    if cfg.path:
+        as_of = _data_as_of(cfg.path)
+        if as_of:
+            detail["as_of"] = as_of
     counts = stack.advisory_counts()
     stack.record_feed(ADVISORY_FEED, kind=kind, location=location, now=now, records=counts["records"], detail=detail)
     return FeedOutcome(ADVISORY_FEED, True, None, detail)
+
+
+def _data_as_of(path: str) -> str | None:
+    """When an offline database is a snapshot, the date its data is as of."""
+    try:
+        return read_snapshot(resolve_advisories(path)).as_of or None
+    except SnapshotError:
+        return None
 
 
 def _refresh_from_api(
@@ -323,6 +341,8 @@ def refresh_releases(
     due = [p for p in tracked_packages(store, config) if _due(stack, f"index:{p}", cfg.refresh, now, force)]
     if not due:
         return []
+    if cfg.path:
+        return _releases_from_snapshot(stack, cfg.path, due, now)
     outcomes: list[FeedOutcome] = []
     try:
         choice = configured_index(env, cfg.url)
@@ -350,6 +370,32 @@ def refresh_releases(
                 detail={"index": choice.url, "index_origin": choice.origin},
             )
             outcomes.append(FeedOutcome(name, True, None, {"releases": len(history.releases)}))
+    return outcomes
+
+
+def _releases_from_snapshot(stack: StackStore, path: str, due: list[str], now: datetime) -> list[FeedOutcome]:
+    location = describe_index(path)
+    try:
+        snapshot = read_index_snapshot(path)
+    except IndexSnapshotError as exc:
+        for package in due:
+            stack.record_feed(f"index:{package}", kind="snapshot", location=location, now=now, error=str(exc))
+        return [FeedOutcome(f"index:{p}", True, str(exc)) for p in due]
+    outcomes: list[FeedOutcome] = []
+    for package in due:
+        name = f"index:{package}"
+        try:
+            history = snapshot.history(package, now)
+        except IndexSnapshotError as exc:
+            stack.record_feed(name, kind="snapshot", location=location, now=now, error=str(exc))
+            outcomes.append(FeedOutcome(name, True, str(exc)))
+            continue
+        stack.put_history(history, now)
+        detail = {"as_of": snapshot.as_of, "built_from": snapshot.built_from}
+        stack.record_feed(
+            name, kind="snapshot", location=location, now=now, records=len(history.releases), detail=detail
+        )
+        outcomes.append(FeedOutcome(name, True, None, {"releases": len(history.releases)}))
     return outcomes
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.stack.advisories.model import Advisory, AdvisoryError, parse_advisory
+from monitor.stack.advisories.snapshot import is_snapshot, resolve
 
 Progress = Callable[[int, int], None]
 """Called with (records done, records in total) while loading."""
@@ -71,13 +72,34 @@ def _entries(path: Path) -> tuple[int, Iterator[tuple[str, bytes]]]:
 
         return len(names), read()
     if path.suffix == ".json" and path.is_file():
-        return 1, iter([(str(path), path.read_bytes())])
+        raw = path.read_bytes()
+        doc = _snapshot_doc(raw)
+        if doc is not None:
+            # One file holding many facts-only records (see snapshot.py), each parsed on its own.
+            found = doc.get("records")
+            records: list[object] = found if isinstance(found, list) else []
+            return len(records), (
+                (f"{path}!{r.get('id', i) if isinstance(r, dict) else i}", json.dumps(r).encode())
+                for i, r in enumerate(records)
+            )
+        return 1, iter([(str(path), raw)])
     raise OfflineSourceError(f"{path}: expected a directory of OSV JSON files or an OSV all.zip")
 
 
+def _snapshot_doc(raw: bytes) -> dict[str, object] | None:
+    if not raw.lstrip().startswith(b"{") or b'"mlmon-osv-snapshot/' not in raw[:4096] + raw[-4096:]:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    return doc if is_snapshot(doc) else None
+
+
 def load_offline(path: str | Path, progress: Progress | None = None) -> LoadResult:
-    """Every record under `path`; bad records are counted in `rejected`, never fatal."""
-    root = Path(path).expanduser()
+    """Every record under `path` (`builtin`: the shipped snapshot); bad records are counted in
+    `rejected`, never fatal."""
+    root = resolve(path) if isinstance(path, str) else Path(path).expanduser()
     if not root.exists():
         raise OfflineSourceError(f"{root}: no such file or directory")
     try:
