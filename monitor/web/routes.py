@@ -45,8 +45,6 @@ from monitor.auth.tokens import Forbidden, Unauthorized
 from monitor.core.durations import parse_duration
 from monitor.core.errors import InvalidInput, Issue, MlmonError, NotFound
 from monitor.runtime import Runtime
-from monitor.web.site import CURRENT as CURRENT_SITE
-from monitor.web.site import UNKNOWN_SITE, site_for
 from monitor.web import pages
 from monitor.web.render import STATIC, render
 from monitor.web.session import (
@@ -59,6 +57,8 @@ from monitor.web.session import (
     safe_next,
     set_session,
 )
+from monitor.web.site import CURRENT as CURRENT_SITE
+from monitor.web.site import UNKNOWN_SITE, site_for
 
 log = logging.getLogger("mlmon.web")
 
