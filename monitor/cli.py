@@ -5,6 +5,7 @@ Exit status: 0 success; 1 a failed check or source; 2 a usage or input error.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -43,9 +44,13 @@ def _settings(config: str | None, database_url: str | None, listen: str | None =
     if listen:
         overrides["listen"] = listen
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except Exception as exc:
         _fail(f"invalid settings: {exc}", 2)
+    # Sources may name the listen address (`url: http://${MLMON_LISTEN}/api/v1/status`): it is
+    # the one in force, whether it came from --listen, the environment or the default.
+    os.environ["MLMON_LISTEN"] = settings.listen
+    return settings
 
 
 def _runtime(settings: Settings) -> Runtime:
@@ -293,6 +298,17 @@ def demo(data_dir: Path, listen: str | None) -> None:
     )
     feed = LiveFeed(runtime.store, FLEET, setup.data, setup.anchor, runtime.clock)
     run_server(settings, runtime, routers=[router], background=[feed])
+
+
+@main.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+def extras(config: Path | None, database_url: str | None) -> None:
+    """Print the optional extras CONFIG needs (comma-separated; the demo's without CONFIG)."""
+    from monitor.extras import DEMO_EXTRAS, extras_of_file
+
+    url = database_url or os.environ.get("MLMON_DATABASE_URL", "")
+    click.echo(",".join(extras_of_file(config, url) if config else DEMO_EXTRAS))
 
 
 for _family in (stack_commands, quality_commands, spend_commands, auth_commands, export_commands, report_commands):
