@@ -43,7 +43,7 @@ class IndexSnapshot:
         entry = self.packages.get(package)
         if not isinstance(entry, Mapping) or not isinstance(entry.get("releases"), Mapping):
             known = ", ".join(sorted(self.packages)) or "none"
-            raise IndexSnapshotError(f"{package}: not in the index snapshot {self.location} (it holds {known})")
+            raise IndexSnapshotError(f"{package}: not in {self.location} (it holds {known})")
         return ReleaseHistory.from_doc(package, entry["releases"], self.location, fetched_at)
 
 

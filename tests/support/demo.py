@@ -33,7 +33,9 @@ class Demo:
         try:
             wait_until(check, SHOWS_WITHIN, interval=1.0, what=what)
         except AssertionError:
-            raise AssertionError(f"{what}: not within {SHOWS_WITHIN:.0f}s; log:\n{self.log.read_text()[-4000:]}") from None
+            raise AssertionError(
+                f"{what}: not within {SHOWS_WITHIN:.0f}s; log:\n{self.log.read_text()[-4000:]}"
+            ) from None
 
 
 @contextmanager
