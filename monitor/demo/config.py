@@ -112,7 +112,7 @@ def _platform(listen: str, data: Path) -> dict[str, Any]:
                 "params": {
                     "url": f"http://{listen}/demo/opencost",
                     "aggregate": "label:ml-project",
-                    "backfill": "7d",
+                    "backfill": "30d",
                 },
             },
         ],
