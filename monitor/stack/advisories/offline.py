@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from monitor.core.errors import StackError
 from monitor.stack.advisories.model import Advisory, AdvisoryError, parse_advisory
-from monitor.stack.advisories.snapshot import is_snapshot, resolve
+from monitor.stack.advisories.snapshot import BUILTIN, describe, is_snapshot, resolve
 
 Progress = Callable[[int, int], None]
 """Called with (records done, records in total) while loading."""
@@ -41,7 +42,7 @@ class LoadResult:
         return len(self.advisories) + len(self.rejected)
 
 
-class OfflineSourceError(Exception):
+class OfflineSourceError(StackError):
     """The database as a whole cannot be read (missing path, not a zip, no JSON in it)."""
 
 
@@ -133,3 +134,33 @@ def parse_records(docs: list[tuple[str, object]]) -> LoadResult:
         except AdvisoryError as exc:
             result.rejected.append(Rejected(where, str(exc).removeprefix(f"{where}: ")))
     return result
+
+
+@dataclass(frozen=True)
+class OfflineFeed:
+    """An OSV export on disk (a directory of JSON records or the ecosystem's all.zip), read whole."""
+
+    path: str
+    kind: str = "offline"
+
+    @property
+    def location(self) -> str:
+        return self.path
+
+    def fetch(self, holdings: object, progress: Progress | None) -> LoadResult:
+        """Every record of the export (an export has no notion of "changed since")."""
+        return load_offline(self.path, progress)
+
+
+@dataclass(frozen=True)
+class SnapshotFeed:
+    """The facts-only torch-family snapshot shipped with mlmon (`advisories.path: builtin`)."""
+
+    kind: str = "snapshot"
+
+    @property
+    def location(self) -> str:
+        return describe(BUILTIN)
+
+    def fetch(self, holdings: object, progress: Progress | None) -> LoadResult:
+        return load_offline(BUILTIN, progress)
