@@ -52,7 +52,7 @@ def _owner(name: str, slack: str | None = None) -> Owner:
     return Owner(name, f"{name.split()[0].lower()}@example.com", slack)
 
 
-TORCH_CURRENT = ("torch==2.15.0+cu128", "torchvision==0.30.0+cu128", "numpy==2.3.4", "pillow==12.3.0")
+TORCH_CURRENT = ("torch==2.14.1+cu128", "torchvision==0.29.1+cu128", "numpy==2.3.4", "pillow==12.3.0")
 
 FLEET: tuple[DemoProject, ...] = (
     DemoProject(
@@ -167,7 +167,7 @@ FLEET: tuple[DemoProject, ...] = (
         target=0.78,
         budget=12000,
         gpu_daily=210,
-        requirements=("torch==2.15.0+cpu", "numpy==2.3.4", "pillow==12.3.0"),
+        requirements=("torch==2.14.1+cpu", "numpy==2.3.4", "pillow==12.3.0"),
         version_changed_days_ago=6.0,
     ),
     DemoProject(
