@@ -140,11 +140,5 @@ def resolve(path: str) -> Path:
 
 
 def describe(path: str) -> str:
-    """How pages name the advisory data in use when it is an offline database."""
-    if path != BUILTIN:
-        return f"offline OSV database {path}"
-    try:
-        snap = read_snapshot(BUILTIN_PATH)
-    except SnapshotError:
-        return "the OSV snapshot shipped with mlmon (unreadable)"
-    return f"the OSV snapshot shipped with mlmon ({', '.join(snap.packages[:3])}..., as of {snap.as_of[:10]})"
+    """How pages name an offline database (the date of the data is said beside it, from the feed)."""
+    return "the torch-family OSV snapshot shipped with mlmon" if path == BUILTIN else f"offline OSV database {path}"

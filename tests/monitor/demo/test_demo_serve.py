@@ -91,7 +91,7 @@ def test_every_page_says_it_is_a_demo_and_which_advisory_data_is_in_use(demo: De
     for path in ("/", "/projects/fraud", "/alerts"):
         page = httpx.get(demo.url + path, timeout=20).text
         assert 'id="site-banner"' in page and "Demo fleet" in page, path
-        assert "Advisory data: the OSV snapshot shipped with mlmon" in page, path
+        assert "Advisory data: the torch-family OSV snapshot shipped with mlmon, 151 records" in page, path
         assert "data as of 2026-07-23" in page, path
 
 

@@ -38,7 +38,7 @@ def test_the_demo_overview(demo: Demo, browser: Any) -> None:
     browser.get(demo.url + "/")
     wait_until(lambda: len(rows(browser)) == 10, 20, what="ten project rows")
     assert one(browser, "#site-banner").text.startswith("Demo fleet:")
-    assert "the OSV snapshot shipped with mlmon" in one(browser, "#advisory-data").text
+    assert "the torch-family OSV snapshot shipped with mlmon" in one(browser, "#advisory-data").text
     fraud = one(browser, 'tr[data-project="fraud"]').text
     assert "0.9" in fraud and "baseline 0.962" in fraud
     assert "firing" in one(browser, 'tr[data-project="fraud"]').text
