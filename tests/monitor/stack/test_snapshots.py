@@ -4,6 +4,8 @@ OSV export they were built from."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from monitor.stack.advisories.snapshot import (
     read_snapshot,
 )
 from monitor.stack.index_snapshot import IndexSnapshotError, read_index_snapshot
-from tests.support.peers import shared_data
+from tests.support.peers import mlmon_command, shared_data
 
 PROSE = ("summary", "details", "references", "credits")
 
@@ -101,3 +103,30 @@ def test_the_index_snapshot_gives_torch_release_history_as_the_index_would() -> 
         IndexSnapshotError, match=r"pillow: not in the index snapshot shipped with mlmon \(it holds torch\)"
     ):
         snapshot.history("pillow")
+
+
+def test_scan_and_import_take_the_shipped_snapshot(tmp_path: Path) -> None:
+    """`mlmon scan --advisories builtin` and `mlmon advisories import builtin` work offline."""
+
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("torch==1.13.0+cu117\n")
+    done = subprocess.run(
+        mlmon_command("scan", str(lock), "--advisories", "builtin", "--format", "json"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        # nothing outside the machine: an index that answers nobody
+        env={**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/simple"},
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert "CVE-2022-45907" in done.stdout
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    done = subprocess.run(
+        mlmon_command("advisories", "import", "builtin", "--database-url", url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("revision 1: 151 added")
