@@ -38,13 +38,16 @@ def settings(config: str | None = None, database_url: str | None = None, listen:
     if listen:
         overrides["listen"] = listen
     try:
-        chosen = Settings(**overrides)
+        return Settings(**overrides)
     except Exception as exc:
         fail(f"invalid settings: {exc}")
-    # Sources may name the listen address (`url: http://${MLMON_LISTEN}/api/v1/status`): it is
-    # the one in force, whether it came from --listen, the environment or the default.
+
+
+def publish_listen(chosen: Settings) -> None:
+    """Sources may name the listen address (`url: http://${MLMON_LISTEN}/api/v1/status`): make it
+    the one in force for the commands that run sources, whether it came from --listen, the
+    environment or the default."""
     os.environ["MLMON_LISTEN"] = chosen.listen
-    return chosen
 
 
 def configuration(path: str | None) -> tuple[Settings, MlmonConfig]:

@@ -48,6 +48,7 @@ def main() -> None:
 def serve(config: str | None, database_url: str | None, listen: str | None, no_scheduler: bool) -> None:
     """Run the API and (unless --no-scheduler) the scheduler in one process."""
     settings = bootstrap.settings(config, database_url, listen)
+    bootstrap.publish_listen(settings)
     configure(settings.log_level)
     run_server(settings, bootstrap.runtime(settings), no_scheduler=no_scheduler)
 
@@ -110,6 +111,7 @@ def run_server(
 def worker(config: str | None, database_url: str | None, metrics_listen: str | None) -> None:
     """Run only the scheduler. Several workers elect one leader; the others stand by."""
     settings = bootstrap.settings(config, database_url)
+    bootstrap.publish_listen(settings)
     configure(settings.log_level)
     runtime = bootstrap.runtime(settings)
     if metrics_listen:
@@ -203,6 +205,7 @@ def collect(config: str | None, database_url: str | None, once: bool, project_id
     if not once:
         bootstrap.fail("collect runs each source once: pass --once (continuous collection is `mlmon worker`)", 2)
     settings = bootstrap.settings(config, database_url)
+    bootstrap.publish_listen(settings)
     configure("warning")
     runtime = bootstrap.runtime(settings)
     plans = runtime.plans
@@ -250,6 +253,7 @@ def demo(data_dir: Path, listen: str | None) -> None:
     except DataDirError as exc:
         bootstrap.fail(str(exc), 2)
     settings = bootstrap.settings(str(setup.config), setup.database_url, address)
+    bootstrap.publish_listen(settings)
     configure(settings.log_level)
     runtime = bootstrap.runtime(settings)
     pushed = seed_store(runtime.store, setup, now)
