@@ -61,13 +61,17 @@ class LiveFeed:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def tick(self, now: datetime) -> int:
+        """One round: the evaluations since the last round, and the bill up to `now`."""
+        pushed = push_history(self.store, self.fleet, self.anchor, self._last, now)
+        write_focus(self.data, self.fleet, now)
+        self._last = now
+        return pushed
+
     def _run(self) -> None:
         while not self._stop.wait(LIVE_EVERY.total_seconds()):
-            now = self.clock.now()
             try:
-                push_history(self.store, self.fleet, self.anchor, self._last, now)
-                write_focus(self.data, self.fleet, now)
-                self._last = now
+                self.tick(self.clock.now())
             except Exception:
                 # The demo's own feed failing must not stop the server; its sources go stale and say so.
                 log.exception("the demo feed could not push its evaluation or rewrite the bill")

@@ -122,3 +122,42 @@ def test_the_advisory_line_says_what_data_is_in_use_and_never_calls_a_failing_fe
     stale = _feed(consecutive_failures=2)
     text, ok = advisory_line(stale, "x")
     assert not ok and text.endswith("; refreshing has failed since 2026-12-06 10:30 UTC")
+
+
+def test_a_restart_keeps_the_story_and_the_live_feed_moves_it_on(tmp_path: Path) -> None:
+    """The second start re-pushes the same history (no new samples, no second version change);
+    the live feed then adds one evaluation per project and rewrites today's bill."""
+    from monitor.core.clock import FrozenClock
+    from monitor.core.types import SeriesKey, labels_of, ms_from_datetime
+    from monitor.demo.prepare import prepare_files, seed_store
+    from monitor.demo.seed import LiveFeed
+    from monitor.store import migrate
+    from monitor.store.store import Store
+
+    first = prepare_files(tmp_path / "demo", "127.0.0.1:29999", NOW)
+    store = Store.open(first.database_url)
+    try:
+        migrate.upgrade(store.engine)
+        pushed = seed_store(store, first, NOW)
+        assert pushed > 0 and first.first_start
+        later = NOW + timedelta(hours=3)
+        again = prepare_files(tmp_path / "demo", "127.0.0.1:29999", later)
+        assert not again.first_start and again.anchor == NOW
+        seed_store(store, again, later)
+        events = store.events.events(project="fraud")
+        assert len(events) == 1, "the version change is pushed once"
+        key = SeriesKey("fraud", "accuracy", labels_of({"model": "fraud-detector"}))
+        start, end = ms_from_datetime(NOW - timedelta(days=31)), ms_from_datetime(later)
+        points = store.samples.points(key, start, end)
+        # every 6 h over 30 days, the first start's newest evaluation, the second start's ones
+        assert len({p.ts_ms for p in points}) == len(points)
+        assert points[-1].ts_ms == ms_from_datetime(later)
+        assert points[-1].value == history.accuracy_at(project("fraud"), NOW, later)
+
+        feed = LiveFeed(store, FLEET, again.data, again.anchor, FrozenClock(later))
+        bill = again.data / "focus" / "demo-focus.csv"
+        before = bill.read_text()
+        assert feed.tick(later + timedelta(hours=1)) >= len(FLEET)
+        assert bill.read_text() != before, "today's bill now covers one more hour"
+    finally:
+        store.close()
