@@ -32,7 +32,8 @@ class Seen:
     path: str
     headers: Mapping[str, str]
     body: bytes
-    query: str = ""
+    query: str = field(default="", kw_only=True)
+    """The query string; keyword-only so subclasses keep their positional fields."""
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers.items():
@@ -128,7 +129,7 @@ class LocalHttpServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path, _, query = self.path.partition("?")
-                seen = Seen(self.command, path, dict(self.headers.items()), body, query)
+                seen = Seen(self.command, path, dict(self.headers.items()), body, query=query)
                 try:
                     answer = server._answer(seen)
                 except Exception as exc:  # a failing route is the test's bug: make it loud
