@@ -29,7 +29,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from collectors.access import HttpAccess
 from collectors.base import CollectContext, CollectResult, Params, Reading, SourceError, SourceKind
-from collectors.http import request_json, snippet
+from collectors.http import DEFAULT_MAX_RESPONSE_BYTES, request_json, snippet
 from monitor.config.types import LabelSet, MetricName
 from monitor.core.naming import label_name_problem
 
@@ -91,6 +91,12 @@ class MetricSpec(Params):
 class HttpJsonParams(HttpAccess):
     method: str = "GET"
     metrics: list[MetricSpec] = Field(min_length=1)
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        gt=0,
+        le=1024**3,
+        description="a larger answer fails the run while it is read (default 8 MiB)",
+    )
 
     @field_validator("method")
     @classmethod
@@ -107,7 +113,7 @@ class HttpJsonCollector:
     def collect(self, ctx: CollectContext) -> CollectResult:
         p = self.params
         with p.client(ctx, base=False) as client:
-            document = request_json(client, p.method, p.url)
+            document = request_json(client, p.method, p.url, max_bytes=p.max_response_bytes)
         readings: list[Reading] = []
         for spec in p.metrics:
             readings.extend(_readings(spec, document, p.url))

@@ -23,6 +23,7 @@ from collectors.http import HttpFactory
 from monitor.core.clock import Clock
 from monitor.core.errors import SourceError
 from monitor.core.naming import labels_problem, metric_name_problem
+from monitor.core.text_cap import cap_text
 from monitor.core.types import Event, Sample, SeriesKey, labels_of, ms_from_datetime
 from monitor.plans import SourcePlan
 from monitor.store.db import write_tx
@@ -88,7 +89,9 @@ class SourceRunner:
         except SourceError as exc:
             return self._save_failure(self._failure(plan, started, t0, str(exc)))
         except Exception as exc:
-            log.exception("source %s raised", plan.id)
+            # The failure is logged once, capped, by _save_failure; the traceback only at debug
+            # level: a hostile input's exception text can be megabytes.
+            log.debug("source %s raised", plan.id, exc_info=True)
             return self._save_failure(self._failure(plan, started, t0, f"{type(exc).__name__}: {exc}"))
         record = RunRecord(
             plan.project,
@@ -106,7 +109,7 @@ class SourceRunner:
                 self.store.events.add(events, conn)
                 self.store.sources.record(record, result.checkpoint, conn)
         except Exception as exc:
-            log.exception("storing the output of %s failed", plan.id)
+            log.debug("storing the output of %s failed", plan.id, exc_info=True)
             return self._save_failure(self._failure(plan, started, t0, f"storing the readings failed: {exc}"))
         self._notify({s.series for s in samples})
         return record
@@ -152,7 +155,9 @@ class SourceRunner:
     def _failure(
         self, plan: SourcePlan, started: datetime, t0: float, error: str, outcome: str = "failed"
     ) -> RunRecord:
-        return RunRecord(plan.project, plan.source, plan.kind, started, time.perf_counter() - t0, outcome, error)
+        return RunRecord(
+            plan.project, plan.source, plan.kind, started, time.perf_counter() - t0, outcome, cap_text(error)
+        )
 
     def _save_failure(self, record: RunRecord) -> RunRecord:
         log.warning("source %s/%s %s: %s", record.project, record.source, record.outcome, record.error)

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from monitor.config.models import MlmonConfig
 from monitor.core.errors import ConfigError, Issue
+from monitor.core.yaml_guard import YamlRefused, load_yaml
 
 Loc = tuple[str | int, ...]
 Problems = Iterable[tuple[Loc, str]]
@@ -112,9 +112,11 @@ def _decode(raw: bytes | str, name: str) -> str:
 
 
 def _parse_yaml(text: str, name: str) -> CommentedMap:
-    yaml = YAML(typ="rt")
     try:
-        tree = yaml.load(text)
+        tree = load_yaml(text)
+    except YamlRefused as exc:
+        where = f"{name}:{exc.line}:{exc.column}" if exc.line else name
+        raise ConfigError(name, [Issue(where, f"refused: {exc.message}")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
