@@ -7,8 +7,11 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from monitor.api.failures import RETRY_AFTER_SECONDS, database_down, log_database_down
+from monitor.auth.attempts import TooManyAttempts
 from monitor.auth.tokens import Forbidden, Unauthorized
 from monitor.core.errors import ConfigError, InvalidInput, NotFound, TooLarge
 from monitor.ingest import jsonable_issues
@@ -42,6 +45,12 @@ def install(app: FastAPI) -> None:
         response.headers["WWW-Authenticate"] = 'Bearer realm="mlmon"'
         return response
 
+    @app.exception_handler(TooManyAttempts)
+    async def _too_many(_request: Request, exc: TooManyAttempts) -> JSONResponse:
+        response = error_body(429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
     @app.exception_handler(Forbidden)
     async def _forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
         return error_body(403, str(exc))
@@ -60,6 +69,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_body(exc.status_code, str(exc.detail))
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not database_down(exc):
+            log.exception("database error serving %s %s", request.method, request.url.path)
+            return error_body(500, "internal error; see the server log")
+        log_database_down(request.method, request.url.path, exc)
+        response = error_body(503, "the database is unavailable; retry later")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    for kind in (sa_exc.DBAPIError, sa_exc.DisconnectionError, sa_exc.TimeoutError):
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
