@@ -170,15 +170,23 @@ def migrate(database_url: str | None, revision: str) -> None:
 
 @main.command("check-config")
 @click.argument("file", type=click.Path(dir_okay=False))
-def check_config(file: str) -> None:
-    """Validate a configuration file; print every problem with its line."""
-    from monitor.config.loader import load_config
+@click.option("--allow-empty", is_flag=True, help="accept a configuration without projects")
+def check_config(file: str, allow_empty: bool) -> None:
+    """Validate a configuration file; print every problem with its line. Variables named by
+    `*_env` keys that are not set are warnings."""
+    import os
+
+    from monitor.config.loader import empty_config_issue, load_config, unset_env_warnings
     from monitor.runtime import config_checks
 
     try:
         config = load_config(file, config_checks())
     except ConfigError as exc:
         _fail(str(exc), 1)
+    if not config.projects and not allow_empty:
+        _fail(f"{empty_config_issue(file)} (pass --allow-empty to accept that)", 1)
+    for warning in unset_env_warnings(file, os.environ):
+        click.echo(f"warning: {warning}", err=True)
     sources = sum(len(p.sources) for p in config.projects)
     click.echo(f"{file}: OK ({len(config.projects)} projects, {sources} sources, {len(config.rules)} rules)")
 

@@ -17,19 +17,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("mlmon.api")
 
 RETRY_AFTER_SECONDS = 5
-DATABASE_DOWN: tuple[type[Exception], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.DisconnectionError,
-    sa_exc.TimeoutError,
-)
-"""What SQLAlchemy raises when the database cannot be reached or drops the connection."""
+_UNREACHABLE = (sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
+_DOWN_SQLSTATE_CLASSES = ("08", "53", "57")
+"""PostgreSQL: connection exception, insufficient resources, operator intervention (shutdown)."""
+_DOWN_WORDS = ("connection", "server closed", "unable to open", "database is locked", "disk i/o", "timeout")
 
 
 def database_down(exc: BaseException) -> bool:
-    if isinstance(exc, DATABASE_DOWN):
+    """The database cannot be reached or dropped the connection: a reason to retry, not a bug.
+    An OperationalError is also what SQLite says for a missing table, which is a bug (500)."""
+    if isinstance(exc, _UNREACHABLE):
         return True
-    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.OperationalError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate:
+            return str(sqlstate)[:2] in _DOWN_SQLSTATE_CLASSES
+        text = str(exc.orig).lower()
+        return any(word in text for word in _DOWN_WORDS)
+    return False
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

@@ -241,3 +241,31 @@ def _model_inside(annotation: Any) -> Any:
             if found is not None:
                 return found
     return None
+
+
+def unset_env_warnings(path: str | Path, env: Mapping[str, str]) -> list[Issue]:
+    """Each `*_env` key of the file (receivers' secrets, sources' credentials) naming a variable
+    that `env` lacks: the configuration loads, but that part will fail at its first use."""
+    name = str(path)
+    tree = _parse_yaml(_decode(Path(path).read_bytes(), name), name)
+    found: list[Issue] = []
+
+    def walk(node: Any, loc: Loc) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if str(key).endswith("_env") and isinstance(value, str) and value not in env:
+                    found.append(_located(name, tree, (*loc, str(key)), f"environment variable {value} is not set"))
+                else:
+                    walk(value, (*loc, str(key)))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, (*loc, index))
+
+    walk(tree, ())
+    return found
+
+
+def empty_config_issue(path: str | Path) -> Issue:
+    name = str(path)
+    tree = _parse_yaml(_decode(Path(path).read_bytes(), name), name)
+    return _located(name, tree, ("projects",), "no projects are configured, so nothing would be monitored")
