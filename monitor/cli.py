@@ -90,7 +90,17 @@ def serve(config: str | None, database_url: str | None, listen: str | None, no_s
     runtime = _prepared(settings)
     engine = build_engine(runtime)
     services = None if no_scheduler else Services.build(runtime, engine)
-    server = uvicorn.Server(
+
+    class QuiescingServer(uvicorn.Server):
+        """uvicorn takes SIGTERM over while it runs and drains connections before returning; the
+        scheduler must not start source runs meanwhile, so it is quiesced at the signal itself."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if services is not None:
+                services.quiesce()
+            super().handle_exit(sig, frame)
+
+    server = QuiescingServer(
         uvicorn.Config(
             create_app(runtime),
             host=settings.host,

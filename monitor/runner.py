@@ -34,6 +34,7 @@ log = logging.getLogger("mlmon.runner")
 
 IngestListener = Callable[[set[SeriesKey]], None]
 MAX_READINGS_PER_RUN = 1_000_000
+STOP_GRACE_SECONDS = 2.0
 FUTURE_TOLERANCE = timedelta(hours=1)
 MAX_EVENT_KIND = 64  # the widths of the events table's columns
 MAX_EVENT_SUBJECT = 200
@@ -60,10 +61,17 @@ class SourceRunner:
     listeners: list[IngestListener] = field(default_factory=list)
     _hung: dict[str, _Hung] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set on shutdown: no new run starts, and runs in flight are given up after STOP_GRACE_SECONDS."""
+
+    def stop(self) -> None:
+        self.stopping.set()
 
     def run(self, plan: SourcePlan) -> RunRecord:
         started = self.clock.now()
         t0 = time.perf_counter()
+        if self.stopping.is_set():
+            return self._failure(plan, started, t0, "not run: mlmon is shutting down", "cancelled")
         hung = self._still_hung(plan.id)
         if hung is not None:
             record = self._failure(plan, started, t0, f"previous run is still hung (since {hung.isoformat()})")
@@ -125,7 +133,9 @@ class SourceRunner:
 
         thread = threading.Thread(target=target, name=f"collect:{plan.id}", daemon=True)
         thread.start()
-        thread.join(plan.timeout_seconds)
+        self._wait(thread, plan.timeout_seconds)
+        if thread.is_alive() and self.stopping.is_set():
+            raise SourceError("cancelled: mlmon is shutting down")
         if thread.is_alive():
             with self._lock:
                 self._hung[plan.id] = _Hung(thread, ctx.now)
@@ -141,6 +151,19 @@ class SourceRunner:
         if not isinstance(result, CollectResult):
             raise GarbageOutput(f"collector returned {type(result).__name__}, expected a CollectResult")
         return result
+
+    def _wait(self, thread: threading.Thread, timeout: float) -> None:
+        """Join the collector's thread within `timeout`, or STOP_GRACE_SECONDS after a stop."""
+        deadline = time.monotonic() + timeout
+        stop_deadline: float | None = None
+        while thread.is_alive():
+            now = time.monotonic()
+            if self.stopping.is_set() and stop_deadline is None:
+                stop_deadline = now + STOP_GRACE_SECONDS
+            end = min(deadline, stop_deadline) if stop_deadline is not None else deadline
+            if now >= end:
+                return
+            thread.join(min(0.1, end - now))
 
     def _still_hung(self, plan_id: str) -> datetime | None:
         with self._lock:

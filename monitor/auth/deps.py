@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from monitor.auth.attempts import FailedAttempts
 from monitor.auth.model import ANONYMOUS, Permission, Principal
 from monitor.auth.tokens import Forbidden, Unauthorized
-from monitor.core.errors import NotFound
+from monitor.core.errors import InvalidInput, Issue, NotFound
 
 SESSION_COOKIE = "mlmon_session"
 PROJECT_PARAMS = ("project_id", "project")
@@ -106,10 +106,21 @@ def _project_in(request: Request) -> str | None:
     return None
 
 
+def _no_empty_project(request: Request) -> None:
+    """`?project=` is a mistake (an unset shell variable), not a project named ''."""
+    for name in PROJECT_PARAMS:
+        if any(not value.strip() for value in request.query_params.getlist(name)):
+            raise InvalidInput(
+                [Issue(f"query.{name}", "must name a project; leave the parameter out for all", field=name)],
+                "invalid request",
+            )
+
+
 def require(permission: Permission) -> Callable[..., Principal]:
     """A dependency: the caller must hold `permission` (for the project named in the path or query)."""
 
     def check(request: Request, principal: PrincipalDep) -> Principal:
+        _no_empty_project(request)
         project = _project_in(request)
         if project is not None and not principal.sees(project):
             # a scoped token learns nothing about projects outside its scope

@@ -4,7 +4,8 @@
     mlmon advisories import PATH | refresh | status
     mlmon stack sync | status | findings [--as-of TIME]
 
-Exit status: 0 ok, 1 the policy is violated (scan) or a step failed, 2 a usage or input error.
+Exit status: 0 ok, 1 the policy is violated (scan) or a step failed, 2 a usage or input error,
+3 nothing to check (scan: no package with a valid version).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,7 +38,7 @@ from monitor.stack.report.sarif import render_sarif
 from monitor.stack.report.text import render_table, table
 from monitor.stack.scan import FAIL_ON, Policy, describe_error, judge, load_advisories, packages_of, report_doc
 from monitor.stack.store import StackStore
-from monitor.stack.versions import canonical_name
+from monitor.stack.versions import canonical_name, parse_version
 from monitor.store.store import Store
 
 
@@ -67,6 +69,23 @@ def _progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int],
         bar = state.get("bar")
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+NOTHING_TO_CHECK = 3
+
+
+def checkable(inventory: Inventory) -> tuple[Inventory, list[str]]:
+    """The inventory without packages whose version `packaging` cannot parse (nothing can be
+    matched against them: they would pass as "undetermined"), and a note for each one dropped."""
+    kept = [p for p in inventory.packages if parse_version(p.version) is not None]
+    if len(kept) == len(inventory.packages):
+        return inventory, []
+    notes = [
+        f"{p.origin}{f':{p.line}' if p.line else ''}: {p.name} {p.version[:60]!r} is not a valid version; not checked"
+        for p in inventory.packages
+        if parse_version(p.version) is None
+    ]
+    return replace(inventory, packages=tuple(kept), _index={}), notes
 
 
 # --- mlmon scan ---------------------------------------------------------------------------------------
@@ -148,16 +167,24 @@ def scan(
 ) -> None:
     """Check environments, lock files, SBOMs or repositories against OSV advisories (for CI).
 
-    Exit status: 0 the policy passes, 1 it is violated, 2 a usage or input error.
+    Exit status: 0 the policy passes, 1 it is violated, 2 a usage or input error, 3 nothing
+    checkable was found (no package with a valid version).
     """
     now = SystemClock().now()
     http = HttpFactory(timeout=timeout)
     inventories: list[tuple[str, Inventory]] = []
+    notes: list[str] = []
     for path in paths:
         try:
-            inventories.append((path, read_path(path)))
+            inventory, dropped = checkable(read_path(path))
         except InventoryError as exc:
             _fail(f"cannot read {path}: {exc}")
+        inventories.append((path, inventory))
+        notes.extend(dropped)
+    if not any(inv.packages for _, inv in inventories):
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        _fail(f"nothing to check: no package with a valid version in {', '.join(paths)}", NOTHING_TO_CHECK)
     try:
         ignores = load_ignore_file(ignore_file) if ignore_file else []
     except IgnoreFileError as exc:
@@ -171,7 +198,6 @@ def scan(
         _fail(f"cannot load advisories from {spec}: {describe_error(exc)}")
     for rejected in load.rejected:
         click.echo(f"warning: advisory record rejected: {rejected.where}: {rejected.reason}", err=True)
-    notes: list[str] = []
     histories, index_used = _histories(
         index_opt, [canonical_name(t) for t in track], [i for _, i in inventories], http, notes
     )

@@ -57,9 +57,11 @@ def _apply(
     """Re-apply the configuration with the change; store it only once the result is accepted."""
     keep = [o for o in runtime.overrides if (o.project, o.kind, o.name) not in {removed, _key(change)}]
     candidate = [*keep, change] if change is not None else keep
-    outcome = runtime.reload(actor, overrides=candidate, reason=reason)
+    outcome = runtime.reload(actor, overrides=candidate, reason=reason, proposed=True)
     if outcome.error is not None:
-        raise outcome.error
+        # the change was refused, not the file: answer without the file's path and lines
+        issues = [Issue("change", issue.message, field=issue.field) for issue in outcome.error.issues]
+        raise InvalidInput(issues, "change refused")
     store = OverrideStore(runtime.store.engine)
     if change is not None:
         store.put(change, runtime.clock.now())
