@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from functools import lru_cache
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +26,22 @@ def error_body(status: int, message: str, issues: list[dict[str, object]] | None
     if issues:
         body["issues"] = issues
     return JSONResponse({"error": body}, status_code=status)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method the API documents at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for template, item in app.openapi().get("paths", {}).items():
+        if _template(template).fullmatch(path):
+            methods |= {m.upper() for m in item if m in ("get", "put", "post", "delete", "patch")}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+@lru_cache(maxsize=256)
+def _template(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)))
 
 
 def install(app: FastAPI) -> None:
@@ -67,8 +85,15 @@ def install(app: FastAPI) -> None:
         return error_body(422, "invalid request", issues)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_body(exc.status_code, str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = error_body(exc.status_code, str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            methods = allowed_methods(app, request.url.path)
+            if methods:
+                response.headers["Allow"] = ", ".join(methods)
+        return response
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         if not database_down(exc):

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from collectors.http import HttpFactory
 from monitor.api.deps import RuntimeDep, parse_time
+from monitor.api.schemas import RowId
 from monitor.auth.deps import PrincipalDep, permit
 from monitor.auth.model import Permission
 from monitor.core.errors import InvalidInput, Issue, NotFound
@@ -197,7 +198,7 @@ def findings(
 
 
 @router.get("/stack/findings/{finding_id}", summary="One finding with its full event history")
-def finding(finding_id: int, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def finding(finding_id: RowId, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     stack = StackStore(runtime.store.engine)
     row = stack.finding(finding_id)
     if row is None or not principal.sees(row.project):

@@ -12,6 +12,7 @@ from alerts.dispatcher import muting
 from alerts.model import AlertInstance
 from alerts.silences import Silence
 from monitor.api.deps import RuntimeDep
+from monitor.api.schemas import RowId
 from monitor.auth.changes import Change
 from monitor.auth.deps import PrincipalDep, check_project, deny_message
 from monitor.auth.model import Permission, Principal, Role
@@ -161,13 +162,13 @@ def _visible_alert(runtime: Runtime, principal: Principal, alert_id: int) -> Ale
 
 
 @router.get("/alerts/{alert_id}", summary="One alert", response_model=AlertOut)
-def get_alert(alert_id: int, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
+def get_alert(alert_id: RowId, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
     alert = _visible_alert(runtime, principal, alert_id)
     return _out(alert, _mutes(runtime, [alert]))
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge a firing alert: no repeats until it changes or resolves")
-def ack_alert(alert_id: int, body: AckIn, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
+def ack_alert(alert_id: RowId, body: AckIn, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
     alert = _visible_alert(runtime, principal, alert_id)
     if alert.project is None:
         check_project_free(principal)
