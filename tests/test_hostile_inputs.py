@@ -221,7 +221,7 @@ def test_the_corpus_ends_in_clear_errors_within_bounds(tmp_path: Path) -> None:
     jobs.append(("read-focus not UTF-8", latin, "decode", ["spend", "read-focus", str(latin)]))
 
     for (label, path, expected, _args), done in zip(jobs, run_batch([job[3] for job in jobs]), strict=True):
-        print(label)
+        assert done.stdout, label
         _assert_clear(done, path, expected)
 
 
