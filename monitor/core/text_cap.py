@@ -8,11 +8,14 @@ database and the log. Every error text that reaches the store or the log passes 
 from __future__ import annotations
 
 MAX_ERROR_CHARS = 4000
-_MARK = " ... [{} more characters cut]"
+_MARK = " ... [{:,} more characters cut]"
+_SLACK = 64
+"""Room for the note, so that capping a capped text changes nothing."""
 
 
 def cap_text(text: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
-    """`text` cut to at most `limit` characters (plus a note saying how much was cut)."""
-    if text is None or len(text) <= limit:
+    """`text` cut to `limit` characters plus a note saying how much was cut. Idempotent: a text
+    capped once (the runner caps, then the store) passes unchanged."""
+    if text is None or len(text) <= limit + _SLACK:
         return text
     return text[:limit] + _MARK.format(len(text) - limit)
