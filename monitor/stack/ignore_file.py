@@ -18,12 +18,13 @@ from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
+from monitor.core.errors import StackError
 from monitor.core.yaml_guard import YamlRefused, load_yaml
 from monitor.stack.config import IgnoreConfig
 from monitor.stack.findings import IgnoreRule
 
 
-class IgnoreFileError(Exception):
+class IgnoreFileError(StackError):
     pass
 
 

@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from monitor.api.auth import SESSION_COOKIE, attempts, client_address
 from monitor.api.failures import RETRY_AFTER_SECONDS, database_down, log_database_down
 from monitor.api.routes.alerts import (
     AckIn,
@@ -41,7 +42,6 @@ from monitor.api.routes.alerts import (
     list_silences,
 )
 from monitor.auth.attempts import TooManyAttempts
-from monitor.auth.deps import SESSION_COOKIE, attempts, client_address
 from monitor.auth.model import Permission, Principal
 from monitor.auth.tokens import Forbidden, Unauthorized
 from monitor.core.durations import parse_duration
@@ -331,7 +331,7 @@ async def login(request: Request) -> Response:
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
     try:
-        principal = await run_in_threadpool(runtime.store.tokens.authenticate, token, runtime.clock.now())
+        principal = await run_in_threadpool(runtime.tokens.authenticate, token, runtime.clock.now())
     except Unauthorized as exc:
         counter.failed(address, f"POST /login: {exc}")
         return login_page(request, 401, reason=str(exc), target=target)
