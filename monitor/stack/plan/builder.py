@@ -1,0 +1,110 @@
+"""A project's plan: one entry per vulnerable package, torch's companions and build when torch moves.
+
+Pure given an `IndexLookup`: the CLI passes a live client, the service one backed by the store's
+cache. When the index cannot be read, the versions come from the advisories' `fixed` events and are
+labelled unverified, and the companion and build columns say "unknown (...)", never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from packaging.version import Version
+
+from monitor.stack.advisories.severity import RANK
+from monitor.stack.plan.build import BuildTarget, available, check
+from monitor.stack.plan.companions import torch_companions
+from monitor.stack.plan.model import BuildCheck, Companion, Exposure, IndexGap, IndexLookup, PackagePlan, Plan
+from monitor.stack.plan.select import advisory_fixes, candidates_above, choose
+from monitor.stack.versions import local_label
+
+TORCH = "torch"
+
+
+def build_plan(
+    installed: Mapping[str, Sequence[str]],
+    exposures: Mapping[str, Sequence[Exposure]],
+    open_at: Callable[[str, str], frozenset[str]],
+    lookup: IndexLookup,
+    target: BuildTarget,
+    *,
+    index_url: str | None,
+    index_urls: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """`installed`: every package of the project with its versions; `exposures`: its open findings
+    by package; `open_at(package, version)`: the vulnerability keys affecting a version."""
+    urls = dict(index_urls or {})
+    order = sorted(exposures, key=lambda p: (-max(RANK.get(e.severity, 0) for e in exposures[p]), p))
+    plans = []
+    for package in order:
+        versions = tuple(installed.get(package, ())) or ("?",)
+        plans.append(_package_plan(package, versions, exposures[package], open_at, lookup, target, installed, urls))
+    return Plan(tuple(plans), index_url, now)
+
+
+def _package_plan(
+    package: str,
+    versions: tuple[str, ...],
+    exposures: Sequence[Exposure],
+    open_at: Callable[[str, str], frozenset[str]],
+    lookup: IndexLookup,
+    target: BuildTarget,
+    installed: Mapping[str, Sequence[str]],
+    urls: Mapping[str, str],
+) -> PackagePlan:
+    def at(version: str) -> frozenset[str]:
+        return open_at(package, version)
+
+    is_torch = package == TORCH
+    variant = next((local_label(v) for v in versions if local_label(v)), None) if is_torch else None
+    listing = lookup.listing(package, urls.get(package))
+    if isinstance(listing, IndexGap):
+        fixes = candidates_above(versions, advisory_fixes(exposures))
+        plan = choose(package, versions, exposures, fixes, at, gap=listing)
+        if is_torch:
+            plan = replace(
+                plan,
+                build=BuildCheck("unknown", variant or "default", listing.describe(), gap=listing),
+                companions=tuple(
+                    Companion(n, vs[0], None, "unknown", "", gap=listing)
+                    for n, vs in sorted(installed.items())
+                    if n != TORCH and n.startswith(TORCH) and vs
+                ),
+            )
+        return plan
+    usable = available(listing, target, variant, strict_variant=is_torch)
+    plan = choose(package, versions, exposures, candidates_above(versions, usable), at)
+    if is_torch:
+        plan = _variant_gap(plan, package, versions, exposures, listing.releases(), at, variant)
+    if not is_torch or plan.target is None:
+        return plan
+    proposed = Version(plan.target)
+    build = check(listing, proposed, variant, target)
+    files = [f for f in listing.files if f.version is not None and f.version.public == plan.target]
+    files = [f for f in files if f.local == variant]
+    pairs = [(n, vs[0]) for n, vs in sorted(installed.items()) if vs]
+    companions, notes = torch_companions(pairs, proposed, files, lookup, target, dict(urls))
+    return replace(plan, build=build, companions=tuple(companions), notes=(*plan.notes, *notes))
+
+
+def _variant_gap(
+    plan: PackagePlan,
+    package: str,
+    versions: tuple[str, ...],
+    exposures: Sequence[Exposure],
+    releases: Mapping[Version, object],
+    at: Callable[[str], frozenset[str]],
+    variant: str | None,
+) -> PackagePlan:
+    """Say so when a version of another variant would close more than the project's variant can."""
+    every = choose(package, versions, exposures, candidates_above(versions, list(releases)), at)
+    if every.target is not None and every.target != plan.target and len(every.closed) > len(plan.closed):
+        note = (
+            f"{every.target} closes {len(every.closed)} finding(s) but is not published for this build "
+            f"({variant or 'default'} variant, {len(plan.closed)} closable without a variant change)"
+        )
+        return replace(plan, notes=(*plan.notes, note))
+    return plan
