@@ -19,7 +19,11 @@ from monitor.stack.plan.model import BuildCheck, IndexFile, Listing
 from monitor.stack.versions import parse_version
 
 _PLATFORM_PREFIXES = {"linux": ("manylinux", "musllinux", "linux"), "darwin": ("macosx",), "win32": ("win",)}
-_MACHINE_SUFFIXES: dict[str, tuple[str, ...]] = {"x86_64": ("x86_64", "amd64"), "amd64": ("x86_64", "amd64"), "aarch64": ("aarch64", "arm64")}
+_MACHINE_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "x86_64": ("x86_64", "amd64"),
+    "amd64": ("x86_64", "amd64"),
+    "aarch64": ("aarch64", "arm64"),
+}
 _MACHINE_SUFFIXES["arm64"] = _MACHINE_SUFFIXES["aarch64"] + ("universal2",)
 
 
