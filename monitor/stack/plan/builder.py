@@ -14,11 +14,20 @@ from datetime import datetime
 from packaging.version import Version
 
 from monitor.stack.advisories.severity import RANK
-from monitor.stack.plan.build import BuildTarget, available, check
-from monitor.stack.plan.companions import torch_companions
-from monitor.stack.plan.model import BuildCheck, Companion, Exposure, IndexGap, IndexLookup, PackagePlan, Plan
+from monitor.stack.plan.build import BuildTarget, available, check, representative
+from monitor.stack.plan.companions import pinned_by_torch, torch_companions
+from monitor.stack.plan.model import (
+    BuildCheck,
+    Companion,
+    Exposure,
+    IndexGap,
+    IndexLookup,
+    Listing,
+    PackagePlan,
+    Plan,
+)
 from monitor.stack.plan.select import advisory_fixes, candidates_above, choose
-from monitor.stack.versions import local_label
+from monitor.stack.versions import local_label, public_version
 
 TORCH = "torch"
 
@@ -86,7 +95,9 @@ def _package_plan(
     files = [f for f in listing.files if f.version is not None and f.version.public == plan.target]
     files = [f for f in files if f.local == variant]
     pairs = [(n, vs[0]) for n, vs in sorted(installed.items()) if vs]
-    companions, notes = torch_companions(pairs, proposed, files, lookup, target, dict(urls))
+    companions, notes = torch_companions(
+        pairs, proposed, files, lookup, target, dict(urls), _current_pins(listing, versions, variant, target, lookup)
+    )
     return replace(plan, build=build, companions=tuple(companions), notes=(*plan.notes, *notes))
 
 
@@ -108,3 +119,18 @@ def _variant_gap(
         )
         return replace(plan, notes=(*plan.notes, note))
     return plan
+
+
+def _current_pins(
+    listing: Listing, versions: Sequence[str], variant: str | None, target: BuildTarget, lookup: IndexLookup
+) -> dict[str, Version]:
+    """What the installed torch pins (`==`) on the target, read from its own metadata."""
+    current = max((v for v in (public_version(x) for x in versions) if v is not None), default=None)
+    if current is None:
+        return {}
+    files = [f for f in listing.files if f.version is not None and Version(f.version.public) == current]
+    file = representative([f for f in files if f.local == variant] or files, target)
+    meta = lookup.metadata(file) if file is not None else None
+    if meta is None or isinstance(meta, IndexGap):
+        return {}
+    return pinned_by_torch(meta, target)

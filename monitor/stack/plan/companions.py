@@ -15,7 +15,7 @@ A companion that never pairs with T is a blocker, never a guess.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -158,8 +158,12 @@ def torch_companions(
     lookup: IndexLookup,
     target: BuildTarget,
     index_urls: dict[str, str] | None = None,
+    previous_pins: Mapping[str, Version] | None = None,
 ) -> tuple[list[Companion], list[str]]:
-    """Companions of the project (installed (name, version) pairs) for the proposed torch."""
+    """Companions of the project (installed (name, version) pairs) for the proposed torch;
+    `previous_pins`: what the installed torch pins (a package it pinned that the proposed one drops
+    is reported, not silently kept)."""
+    previous_pins = previous_pins or {}
     notes: list[str] = []
     found: list[Companion] = []
     file = representative(list(torch_files), target)
@@ -167,11 +171,26 @@ def torch_companions(
     if file is not None:
         meta = lookup.metadata(file)
         if isinstance(meta, IndexGap):
-            notes.append(f"torch {torch}'s own requirements {meta.describe()}")
+            notes.append(f"torch {torch}'s own requirements: {meta.describe()}")
+            for name, version in installed:
+                if name in previous_pins:
+                    found.append(Companion(name, version, None, "unknown", f"torch {torch}'s requirements", gap=meta))
         elif meta is None:
             notes.append(f"torch {torch}'s metadata is not served by the index ({file.filename}.metadata)")
         else:
             pins = pinned_by_torch(meta, target)
+            for name, version in installed:
+                if name in previous_pins and name not in pins:
+                    found.append(
+                        Companion(
+                            name,
+                            version,
+                            None,
+                            "dropped",
+                            f"the installed torch pins {name}=={previous_pins[name]}; torch {torch} does not "
+                            f"require {name} on {target.describe()}",
+                        )
+                    )
     for name, version in installed:
         if name in pins:
             pinned = pins[name]
@@ -186,7 +205,7 @@ def torch_companions(
                 )
             )
     for name, version in installed:
-        if name == "torch" or name in pins or not name.startswith("torch"):
+        if name == "torch" or name in pins or name in previous_pins or not name.startswith("torch"):
             continue
         companion = pair(name, version, torch, lookup, target, (index_urls or {}).get(name))
         if companion is not None:
