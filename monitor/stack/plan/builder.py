@@ -87,7 +87,11 @@ def _package_plan(
     usable = available(listing, target, variant, strict_variant=is_torch)
     plan = choose(package, versions, exposures, candidates_above(versions, usable), at)
     if is_torch:
-        plan = _variant_gap(plan, package, versions, exposures, listing.releases(), at, variant)
+        wider = (
+            (available(listing, target, variant, strict_variant=False), f"the {variant or 'default'} variant"),
+            (list(listing.releases()), target.describe()),
+        )
+        plan = _build_gap(plan, package, versions, exposures, wider, at)
     if not is_torch or plan.target is None:
         return plan
     proposed = Version(plan.target)
@@ -101,23 +105,24 @@ def _package_plan(
     return replace(plan, build=build, companions=tuple(companions), notes=(*plan.notes, *notes))
 
 
-def _variant_gap(
+def _build_gap(
     plan: PackagePlan,
     package: str,
     versions: tuple[str, ...],
     exposures: Sequence[Exposure],
-    releases: Mapping[Version, object],
+    wider: Sequence[tuple[Sequence[Version], str]],
     at: Callable[[str], frozenset[str]],
-    variant: str | None,
 ) -> PackagePlan:
-    """Say so when a version of another variant would close more than the project's variant can."""
-    every = choose(package, versions, exposures, candidates_above(versions, list(releases)), at)
-    if every.target is not None and every.target != plan.target and len(every.closed) > len(plan.closed):
-        note = (
-            f"{every.target} closes {len(every.closed)} finding(s) but is not published for this build "
-            f"({variant or 'default'} variant, {len(plan.closed)} closable without a variant change)"
-        )
-        return replace(plan, notes=(*plan.notes, note))
+    """Say so when a release outside the project's build (another variant, another Python or
+    platform) would close more than what the build can install."""
+    for candidates, build in wider:
+        every = choose(package, versions, exposures, candidates_above(versions, candidates), at)
+        if every.target is not None and every.target != plan.target and len(every.closed) > len(plan.closed):
+            note = (
+                f"{every.target} closes {len(every.closed)} finding(s) but is not published for {build} "
+                f"({len(plan.closed)} closable without changing the build)"
+            )
+            return replace(plan, notes=(*plan.notes, note))
     return plan
 
 

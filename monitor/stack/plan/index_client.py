@@ -100,6 +100,8 @@ class IndexClient:
         self.retries = retries
         self.backoff = backoff
         self._listings: dict[tuple[str, str], Listing | IndexGap] = {}
+        self._down: dict[str, str] = {}
+        """Indexes found unreachable in this run: not retried for every other package."""
         self.requests = 0
 
     # --- listings ---------------------------------------------------------------------------------
@@ -126,8 +128,11 @@ class IndexClient:
                 return IndexGap("unreachable", cached.last_error or "", cached.failing_since)
             return IndexGap("not_read", f"{url} has not been read yet")
         try:
+            if base in self._down:
+                raise _Unreachable(self._down[base])
             response = self._get(url, {"Accept": ACCEPT})
         except _Unreachable as exc:
+            self._down.setdefault(base, str(exc))
             since = cached.failing_since if cached is not None and cached.failing_since else self.now
             stale = cached if cached is not None and cached.status != "failing" else None
             self.cache.put_page(
