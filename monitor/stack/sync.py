@@ -35,6 +35,7 @@ from monitor.stack.findings import Finding, IgnoreRule, expired, find, variant
 from monitor.stack.inventory.changes import from_checkpoint
 from monitor.stack.inventory.model import Inventory, merge
 from monitor.stack.package_index import configured_index, fetch_history
+from monitor.stack.plan.refresh import PlanReport, refresh_plans
 from monitor.stack.releases import ReleaseHistory, staleness
 from monitor.stack.store import ImportResult, StackStore
 from monitor.stack.tables import stack_advisories, stack_packages
@@ -641,6 +642,7 @@ class TickReport:
     ingest: IngestReport
     feeds: list[FeedOutcome]
     reconcile: ReconcileReport
+    plans: PlanReport | None = None
 
 
 def tick(
@@ -659,4 +661,11 @@ def tick(
     if refresh:
         feeds.append(refresh_advisories(store, config, http, now, force=force))
         feeds.extend(refresh_releases(store, config, http, env, now, force=force))
-    return TickReport(ingested, feeds, reconcile(store, config, now))
+    reconciled = reconcile(store, config, now)
+    index = advisory_index(StackStore(store.engine))
+    plans = None
+    if index is not None:
+        plans = refresh_plans(
+            store, config, index, ignore_rules(config), http if refresh else None, env, now, force=force
+        )
+    return TickReport(ingested, feeds, reconciled, plans)
