@@ -36,6 +36,7 @@ from monitor.store.alerts import AlertStore
 from monitor.store.store import Store
 from monitor.web import charts
 from monitor.web.charts import BurnUp, HLine, Line, Marker
+from monitor.web.plan_view import PlanView, plan_view
 
 QUALITY_DAYS = 30
 EFFICIENCY_DAYS = 30
@@ -70,6 +71,7 @@ class ProjectPage:
     inventories: list[InventoryRow] = field(default_factory=list)
     staleness: list[Staleness] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    plan: PlanView | None = None
     reconciled_at: datetime | None = None
     events: list[Event] = field(default_factory=list)
 
@@ -281,5 +283,6 @@ def project_page(store: Store, config: MlmonConfig, project: ProjectConfig, now:
     quality_charts(store, config, project, now, page)
     spend_charts(store, config, project, now, page)
     stack_details(store, config, project, now, page)
+    page.plan = plan_view(store.engine, project.id, page.findings)
     page.events = store.events.events(project=project.id, limit=20)
     return page
