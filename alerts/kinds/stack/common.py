@@ -10,18 +10,17 @@ from alerts.model import Condition, Verdict
 from monitor.core.matchers import Matcher
 from monitor.stack.advisories.severity import RANK
 from monitor.stack.plan.model import Plan
+from monitor.stack.providers import STACK
 from monitor.stack.versions import parse_version
 from monitor.stack.view import OpenFinding, ProjectStack
 
-PROVIDER = "stack"
 MinSeverity = Literal["any", "low", "medium", "high", "critical"]
 Group = Literal["package", "finding"]
 """`package` (default): one alert per (project, package) summing its findings; `finding`: one per vulnerability."""
 
 
 def view(ctx: RuleContext) -> ProjectStack | None:
-    data = ctx.extra.get(PROVIDER)
-    return data if isinstance(data, ProjectStack) else None
+    return ctx.data(STACK)
 
 
 def at_least(finding: OpenFinding, minimum: str) -> bool:

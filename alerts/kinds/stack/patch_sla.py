@@ -12,15 +12,14 @@ vulnerability, whose value is how long it is overdue, in seconds (negative while
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import Field, field_validator
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.stack.common import (
     FINDING_VARS,
     PACKAGE_VARS,
-    PROVIDER,
     Group,
     finding_details,
     package_details,
@@ -28,27 +27,14 @@ from alerts.kinds.stack.common import (
     with_clears,
 )
 from alerts.model import Condition, Verdict
-from monitor.config.types import Duration
+from monitor.stack.providers import STACK
+from monitor.stack.sla import Sla
 from monitor.stack.versions import canonical_name
 from monitor.stack.view import OpenFinding
 
 
-class SlaParams(KindParams):
-    critical: Duration = timedelta(days=7)
-    high: Duration = timedelta(days=30)
-    medium: Duration = timedelta(days=90)
-    low: Duration = timedelta(days=180)
-    unknown: Duration | None = None
-
-    def for_rating(self, rating: str) -> timedelta | None:
-        if rating in ("critical", "high", "medium", "low"):
-            value: timedelta = getattr(self, rating)
-            return value
-        return self.unknown if rating == "unknown" else None
-
-
 class PatchSlaParams(KindParams):
-    sla: SlaParams = Field(default_factory=SlaParams)
+    sla: Sla = Field(default_factory=Sla)
     packages: list[str] = Field(default_factory=list)
     group: Group = Field(default="package", description="package: an alert per package; finding: per vulnerability")
 
@@ -56,10 +42,6 @@ class PatchSlaParams(KindParams):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         return [canonical_name(v) for v in value]
-
-
-def needs(_params: PatchSlaParams) -> list[SeriesNeed]:
-    return []
 
 
 def evaluate(params: PatchSlaParams, ctx: RuleContext) -> Evaluation:
@@ -73,10 +55,10 @@ def evaluate(params: PatchSlaParams, ctx: RuleContext) -> Evaluation:
             continue
         if params.packages and finding.package not in params.packages:
             continue
-        allowed = params.sla.for_rating(finding.severity)
-        if allowed is None:
+        due = params.sla.due_at(finding.severity, finding.state, finding.fix_available_at)
+        if due is None:
             continue
-        due = finding.fix_available_at + allowed
+        allowed = due - finding.fix_available_at
         overdue = (ctx.now - due).total_seconds()
         details = {
             **finding_details(finding),
@@ -106,7 +88,6 @@ def evaluate(params: PatchSlaParams, ctx: RuleContext) -> Evaluation:
 KIND = RuleKind(
     name="patch_sla",
     params=PatchSlaParams,
-    needs=needs,
     evaluate=evaluate,
     summary=(
         "{% if details.group == 'package' %}{{ details.package }} {{ details.versions }}: {{ details.overdue }} "
@@ -119,7 +100,7 @@ KIND = RuleKind(
         "has had a fix ({{ details.fixed_in }}) since {{ details.fix_available_at | when }}; "
         "the SLA ended {{ details.due_at | when }}, {{ details.overdue_seconds | duration }} ago{% endif %}"
     ),
-    extras=(PROVIDER,),
+    extras=(STACK,),
     uses_memory=True,
     template_vars=(*FINDING_VARS, *PACKAGE_VARS, "due_at", "sla_seconds", "overdue_seconds", "overdue", "most_overdue"),
 )

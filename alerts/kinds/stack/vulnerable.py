@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.stack.common import (
     FINDING_VARS,
     PACKAGE_SUMMARY,
     PACKAGE_VARS,
-    PROVIDER,
     Group,
     MinSeverity,
     at_least,
@@ -31,6 +30,7 @@ from alerts.kinds.stack.common import (
     with_clears,
 )
 from alerts.model import Condition, Verdict
+from monitor.stack.providers import STACK
 from monitor.stack.versions import canonical_name
 from monitor.stack.view import OpenFinding
 
@@ -48,10 +48,6 @@ class VulnerableParams(KindParams):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         return [canonical_name(v) for v in value]
-
-
-def needs(_params: VulnerableParams) -> list[SeriesNeed]:
-    return []
 
 
 def evaluate(params: VulnerableParams, ctx: RuleContext) -> Evaluation:
@@ -104,7 +100,6 @@ def promql(params: VulnerableParams, project: str) -> str | None:
 KIND = RuleKind(
     name="vulnerable",
     params=VulnerableParams,
-    needs=needs,
     evaluate=evaluate,
     summary=(
         "{% if details.group == 'package' %}"
@@ -113,7 +108,7 @@ KIND = RuleKind(
         "({{ details.severity }}){% if details.fixed_in %}; fixed in {{ details.fixed_in }}"
         "{% else %}; no known fix{% endif %}: {{ details.summary }}{% endif %}"
     ),
-    extras=(PROVIDER,),
+    extras=(STACK,),
     uses_memory=True,
     template_vars=(*FINDING_VARS, *PACKAGE_VARS),
     promql=promql,
