@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from collectors.http import HttpFactory
+from monitor.http import HttpFactory
 from monitor.config.models import MlmonConfig
 from monitor.core.errors import SourceError
 from monitor.stack.advisories.index import AdvisoryIndex

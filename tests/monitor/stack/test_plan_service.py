@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors.http import HttpFactory
+from monitor.http import HttpFactory
 from monitor.core.clock import FrozenClock
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
