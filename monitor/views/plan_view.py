@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy import Engine
 
 from monitor.stack.advisories.severity import RANK
+from monitor.stack.history import finding_doc
 from monitor.stack.plan.model import PackagePlan, Plan
 from monitor.stack.plan.render import companion_line, counts
 from monitor.stack.plan.store import PlanStore
+from monitor.stack.store import StackStore
+from monitor.views.finding_rows import rows
 
 
 @dataclass
@@ -45,6 +50,10 @@ class PlanView:
     def counts(by: Mapping[str, int]) -> str:
         return counts(by)
 
+    @staticmethod
+    def rows(group: FindingGroup) -> Markup:
+        return rows(group.findings)
+
 
 def group_findings(findings: Sequence[dict[str, Any]], plan: Plan | None) -> list[FindingGroup]:
     """Findings by package, the package with the worst open finding (then overdue ones) first."""
@@ -70,6 +79,38 @@ def group_findings(findings: Sequence[dict[str, Any]], plan: Plan | None) -> lis
     )
 
 
+_PARSED: dict[tuple[str, str, datetime], Plan] = {}
+"""Parsed plans by (database, project, computed_at): a stored plan changes only when recomputed."""
+
+
 def plan_view(engine: Engine, project: str, findings: Sequence[dict[str, Any]]) -> PlanView:
-    plan = PlanStore(engine).plans([project]).get(project)
+    store = PlanStore(engine)
+    stamp = store.computed_at(project)
+    plan = None
+    if stamp is not None:
+        key = (engine.url.render_as_string(hide_password=True), project, stamp)
+        plan = _PARSED.get(key)
+        if plan is None:
+            plan = store.plans([project]).get(project)
+            if plan is not None:
+                if len(_PARSED) > 256:
+                    _PARSED.clear()
+                _PARSED[key] = plan
     return PlanView(plan, group_findings(findings, plan))
+
+
+_DOCS: dict[tuple[str, str, object], list[dict[str, Any]]] = {}
+"""A project's finding documents by the reconcile that wrote them: findings change only there."""
+
+
+def finding_docs(stack: StackStore, project: str, stamp: tuple[datetime, str] | None) -> list[dict[str, Any]]:
+    """`finding_doc` of every finding of the project, fresh copies (the caller adds SLA fields)."""
+    key = (stack.engine.url.render_as_string(hide_password=True), project, stamp)
+    docs = _DOCS.get(key) if stamp is not None else None
+    if docs is None:
+        docs = [finding_doc(f, []) for f in stack.findings(project=project)]
+        if stamp is not None:
+            if len(_DOCS) > 64:
+                _DOCS.clear()
+            _DOCS[key] = docs
+    return [dict(d) for d in docs]

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from monitor.http import HttpFactory
 from monitor.config.models import MlmonConfig
 from monitor.core.errors import SourceError
+from monitor.http import HttpFactory
 from monitor.stack.advisories.index import AdvisoryIndex
 from monitor.stack.findings import IgnoreRule, find
 from monitor.stack.inventory.model import Inventory, merge

@@ -82,6 +82,11 @@ class PlanStore:
         with self.engine.connect() as conn:
             return {r.project: (r.key, r.computed_at) for r in conn.execute(select(t.project, t.key, t.computed_at))}
 
+    def computed_at(self, project: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(select(stack_plans.c.computed_at).where(stack_plans.c.project == project)).scalar()
+        return found
+
     def put(self, project: str, key: str, plan: Plan, at: datetime) -> None:
         t = stack_plans.c
         with write_tx(self.engine) as conn:
