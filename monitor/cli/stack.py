@@ -367,7 +367,13 @@ def stack_sync(config: str | None, database_url: str | None, refresh: bool, forc
         f"projects reconciled: {rec.reconciled}/{rec.projects}; opened {rec.opened}, "
         f"resolved {rec.resolved}, changed {rec.changed}"
     )
+    plans = report.plans
+    if plans is not None:
+        index = plans.index_url or f"no index ({plans.index_note or 'stack.index disabled'})"
+        click.echo(f"remediation plans: {plans.computed} computed, {plans.kept} unchanged; index {index}")
     errors = {**report.ingest.errors, **rec.errors, **{f.name: f.error for f in report.feeds if f.error}}
+    if plans is not None:
+        errors.update({f"plan of {p}": e for p, e in plans.errors.items()})
     for where, error in errors.items():
         click.echo(f"error: {where}: {error}", err=True)
     if errors or rec.no_advisories:
