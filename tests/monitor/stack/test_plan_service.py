@@ -9,14 +9,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
-from monitor.http import HttpFactory
+from monitor.api.app import create_app
 from monitor.core.clock import FrozenClock
+from monitor.http import HttpFactory
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.stack.plan.store import PlanStore
 from monitor.stack.sync import TickReport, tick
-from tests.conftest import RuntimeFactory
+from tests.conftest import RuntimeFactory, token_headers
 from tests.monitor.stack.plan_index import PlanIndex
 from tests.support.http_server import LocalHttpServer
 
@@ -80,6 +82,9 @@ def test_plan_computed_kept_and_served_from_the_store_cache(world: World) -> Non
         "torchaudio": "2.11.1",
         "torchvision": "0.26.0",
     }
+    with TestClient(create_app(world.runtime), headers=token_headers(world.runtime)) as client:
+        served = client.get("/api/v1/stack/projects/churn").json()["plan"]
+    assert served == doc
     # nothing moved: the stored plan stands, the index is not asked again
     seen = world.index.requests()
     world.clock.advance(timedelta(minutes=5))
