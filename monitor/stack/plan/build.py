@@ -91,15 +91,7 @@ def variant_of(installed: str) -> str | None:
 
 
 def published_files(listing: Listing, version: Version, variant: str | None, target: BuildTarget) -> list[IndexFile]:
-    return [
-        f
-        for f in listing.files
-        if f.version is not None
-        and not f.yanked
-        and Version(f.version.public) == version
-        and f.local == variant
-        and fits(f, target)
-    ]
+    return [f for f in listing.releases().get(version, ()) if f.local == variant and fits(f, target)]
 
 
 def check(listing: Listing, version: Version, variant: str | None, target: BuildTarget) -> BuildCheck:
@@ -112,9 +104,7 @@ def check(listing: Listing, version: Version, variant: str | None, target: Build
             f"{len(same)} wheel(s) of {version}{'+' + variant if variant else ''} for {target.describe()}",
             tuple(sorted(f.filename for f in same))[:8],
         )
-    of_version = [
-        f for f in listing.files if f.version is not None and not f.yanked and Version(f.version.public) == version
-    ]
+    of_version = listing.releases().get(version, [])
     others = sorted({f.local or "default" for f in of_version if f.local != variant and fits(f, target)})
     if not of_version:
         why = f"{listing.name} {version} is not on this index"
@@ -135,6 +125,9 @@ def check(listing: Listing, version: Version, variant: str | None, target: Build
 def available(listing: Listing, target: BuildTarget, variant: str | None, strict_variant: bool) -> list[Version]:
     """Versions with at least one usable non-yanked file: for torch a wheel of the same variant for
     the target; for other packages any wheel for the Python, or an sdist."""
+    key = ("available", target, variant, strict_variant)
+    if key in listing.memo:
+        return list(listing.memo[key])
     out = []
     for version, files in listing.releases().items():
         if strict_variant:
@@ -142,6 +135,7 @@ def available(listing: Listing, target: BuildTarget, variant: str | None, strict
                 out.append(version)
         elif any((fits(f, target) if f.is_wheel else python_fits(f, target.python)) for f in files):
             out.append(version)
+    listing.memo[key] = tuple(sorted(out))
     return sorted(out)
 
 

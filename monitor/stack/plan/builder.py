@@ -96,8 +96,7 @@ def _package_plan(
         return plan
     proposed = Version(plan.target)
     build = check(listing, proposed, variant, target)
-    files = [f for f in listing.files if f.version is not None and f.version.public == plan.target]
-    files = [f for f in files if f.local == variant]
+    files = [f for f in listing.releases().get(proposed, ()) if f.local == variant]
     pairs = [(n, vs[0]) for n, vs in sorted(installed.items()) if vs]
     companions, notes = torch_companions(
         pairs, proposed, files, lookup, target, dict(urls), _current_pins(listing, versions, variant, target, lookup)
@@ -133,7 +132,7 @@ def _current_pins(
     current = max((v for v in (public_version(x) for x in versions) if v is not None), default=None)
     if current is None:
         return {}
-    files = [f for f in listing.files if f.version is not None and Version(f.version.public) == current]
+    files = listing.releases().get(current, [])
     file = representative([f for f in files if f.local == variant] or files, target)
     meta = lookup.metadata(file) if file is not None else None
     if meta is None or isinstance(meta, IndexGap):

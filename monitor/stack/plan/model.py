@@ -49,15 +49,20 @@ class Listing:
     files: tuple[IndexFile, ...]
     fetched_at: datetime | None = None
     last_serial: int | None = None
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    """Results derived from the files (kept with the listing: a fleet's plans share torch's page)."""
 
     def releases(self) -> dict[Version, list[IndexFile]]:
         """Non-yanked files by public version (local labels folded in)."""
-        out: dict[Version, list[IndexFile]] = {}
-        for item in self.files:
-            if item.version is None or item.yanked:
-                continue
-            out.setdefault(Version(item.version.public), []).append(item)
-        return out
+        found: dict[Version, list[IndexFile]] | None = self.memo.get("releases")
+        if found is None:
+            found = {}
+            for item in self.files:
+                if item.version is None or item.yanked:
+                    continue
+                found.setdefault(Version(item.version.public), []).append(item)
+            self.memo["releases"] = found
+        return found
 
 
 GapKind = Literal["unreachable", "not_listed", "not_json", "not_read"]
