@@ -197,7 +197,9 @@ def scan(
             ignores=ignores,
             histories=histories,
             index_url=index_used,
-            plan_lookup=IndexClient(plan_http if plan_index else None, plan_index, MemoryCache(), now),
+            plan_lookup=IndexClient(
+                plan_http if plan_index else None, plan_index, MemoryCache(), now, no_index=f"--index {index_opt}"
+            ),
             plan_index=plan_index,
         )
     report.notes.extend(notes)

@@ -91,6 +91,7 @@ class IndexClient:
         max_age: timedelta = timedelta(hours=6),
         retries: int = 2,
         backoff: float = 0.5,
+        no_index: str = "no package index configured",
     ) -> None:
         self.http = http
         self.index_url = index_url.rstrip("/") if index_url else None
@@ -99,6 +100,7 @@ class IndexClient:
         self.max_age = max_age
         self.retries = retries
         self.backoff = backoff
+        self.no_index = no_index
         self._listings: dict[tuple[str, str], Listing | IndexGap] = {}
         self._down: dict[str, str] = {}
         """Indexes found unreachable in this run: not retried for every other package."""
@@ -109,7 +111,7 @@ class IndexClient:
     def listing(self, name: str, index_url: str | None = None) -> Listing | IndexGap:
         base = (index_url or self.index_url or "").rstrip("/")
         if not base:
-            return IndexGap("not_read", "no package index configured")
+            return IndexGap("not_read", self.no_index)
         key = (base, name)
         if key not in self._listings:
             self._listings[key] = self._listing(base, name)

@@ -77,7 +77,11 @@ def refresh_plans(
     """`http=None` reads the index from the store's cache only (no network)."""
     report = PlanReport()
     cfg = config.stack.index
-    if cfg.enabled:
+    if cfg.enabled and cfg.path:
+        # A snapshot holds release histories, not an index's file lists or metadata: no URL is
+        # guessed in its place (a demo or an offline site reaches nothing outside the machine).
+        report.index_note = f"stack.index.path {cfg.path}: a release snapshot, no package index to read"
+    elif cfg.enabled:
         try:
             report.index_url = configured_index(env, cfg.url).url
         except SourceError as exc:
@@ -94,7 +98,14 @@ def refresh_plans(
         online = None
         if http is not None and report.index_url:
             online = stack_of_clients.enter_context(http.with_timeout(cfg.timeout.total_seconds()).client())
-        client = IndexClient(online, report.index_url, cache, now, max_age=cfg.refresh)
+        client = IndexClient(
+            online,
+            report.index_url,
+            cache,
+            now,
+            max_age=cfg.refresh,
+            no_index=report.index_note or "stack.index is disabled",
+        )
         for project in sorted(by_project):
             rows = by_project[project]
             active = [r for r in ignores.get(project, []) if r.active(now)]

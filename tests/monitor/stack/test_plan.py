@@ -177,4 +177,4 @@ def test_scan_shows_the_plan_in_every_text_format(plan_index: PlanIndex, osv_dir
     assert plan["packages"][0]["package"] == "torch" and plan["packages"][0]["target"] == "2.11.0"
     assert Plan.from_doc(plan).to_doc() == plan
     offline = runner.invoke(main, [*args[:4], "--index", "none", "--format", "plan", "--fail-on", "never"]).output
-    assert "[unverified: index not read]" in offline and "unknown (index not read yet" in offline
+    assert "[unverified: index not read]" in offline and "unknown (index not read yet: --index none)" in offline
