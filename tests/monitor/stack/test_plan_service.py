@@ -107,3 +107,21 @@ def test_never_read_index_down_says_unknown_since(world: World) -> None:
     assert torch["basis"] == "advisories" and torch["build"]["status"] == "unknown"
     assert torch["build"]["detail"].startswith("unknown (index unreachable since 2026-12-06 08:00:00 UTC")
     assert {c["pairing"] for c in torch["companions"]} == {"unknown"}
+
+
+def test_a_release_snapshot_is_not_read_as_an_index(make_runtime: RuntimeFactory, db_url: str, tmp_path: Path,
+                                                    osv_dir: Path) -> None:  # fmt: skip
+    """`stack.index.path` (the demo's builtin snapshot): no URL is guessed, the plan says why it is unverified."""
+    (tmp_path / "requirements.txt").write_text(LOCK)
+    text = config_text(tmp_path, str(osv_dir), "unused").replace('{url: "unused", ', "{path: builtin, ")
+    clock = FrozenClock(T0)
+    runtime = make_runtime(text, database_url=db_url, clock=clock)
+    runner = SourceRunner(runtime.store, clock, HttpFactory(timeout=10))
+    for plan in runtime.plans:
+        runner.run(plan)
+    report = tick(runtime.store, runtime.config, clock.now(), HttpFactory(timeout=10), {})
+    assert report.plans is not None and report.plans.index_url is None and report.plans.requests == 0
+    doc = PlanStore(runtime.store.engine).documents()["churn"]
+    torch = next(p for p in doc["packages"] if p["package"] == "torch")
+    assert torch["basis"] == "advisories" and torch["build"]["status"] == "unknown"
+    assert "a release snapshot, no package index to read" in torch["build"]["detail"]
