@@ -272,7 +272,10 @@ def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str]:
                 )
             changed = f"+{report.reconcile.opened} -{report.reconcile.resolved} findings"
             if report.plans is not None:
-                changed += f", plans {report.plans.computed} computed / {report.plans.kept} kept"
+                changed += (
+                    f", plans {report.plans.computed} computed / {report.plans.kept} kept in "
+                    f"{report.plans.seconds:.1f} s"
+                )
             print(f"  stack sync {moment:%Y-%m-%d}: {len(locks)} lock files, {changed}, "
                   f"{time.perf_counter() - began:.1f} s", flush=True)  # fmt: skip
             runtime.store.changes.record(Change(moment, "bench", "token.create", None, f"weekly-{step}", {}))

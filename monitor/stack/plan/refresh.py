@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class PlanReport:
     index_url: str | None = None
     index_note: str | None = None
     requests: int = 0
+    seconds: float = 0.0
 
 
 def platform_of(config: MlmonConfig, project: str) -> dict[str, str]:
@@ -75,6 +77,7 @@ def refresh_plans(
     force: bool = False,
 ) -> PlanReport:
     """`http=None` reads the index from the store's cache only (no network)."""
+    started = time.perf_counter()
     report = PlanReport()
     cfg = config.stack.index
     if cfg.enabled and cfg.path:
@@ -135,4 +138,5 @@ def refresh_plans(
                 log.exception("remediation plan of %s failed", project)
                 report.errors[project] = f"{type(exc).__name__}: {exc}"
         report.requests = client.requests
+    report.seconds = time.perf_counter() - started
     return report
