@@ -1,11 +1,12 @@
 """`mlmon` subcommands of the stack family.
 
-    mlmon scan PATH|image:REF... [--advisories DIR|ZIP|URL] [--format table|json|sarif|cyclonedx] [--fail-on SEVERITY]
+    mlmon scan PATH|image:REF... [--advisories DIR|ZIP|URL] [--format table|json|plan|sarif|cyclonedx]
+               [--fail-on SEVERITY]
     mlmon advisories import PATH | refresh | status
     mlmon stack sync | status | findings [--as-of TIME]
 
 Exit status: 0 ok, 1 the policy is violated (scan) or a step failed, 2 a usage or input error,
-3 (scan) nothing to check: no input pins any package.
+3 (scan) nothing to check: no input pins a package with a valid version.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from monitor.stack.inventory.image.manifests import DEFAULT_PLATFORM
 from monitor.stack.inventory.model import Inventory, InventoryError
 from monitor.stack.inventory.target import Target
 from monitor.stack.package_index import configured_index, fetch_history
+from monitor.stack.plan.index_client import IndexClient, MemoryCache
+from monitor.stack.plan.render import render_plan
 from monitor.stack.releases import ReleaseHistory
 from monitor.stack.report.sarif import render_sarif
 from monitor.stack.report.text import render_table, table
@@ -50,7 +53,7 @@ from monitor.stack.scan import (
 )
 from monitor.stack.scan_inputs import FORMATS, plan_inputs, read_input
 from monitor.stack.store import StackStore
-from monitor.stack.versions import canonical_name
+from monitor.stack.versions import canonical_name, parse_version
 
 
 @contextmanager
@@ -75,6 +78,23 @@ def _progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int],
         bar = state.get("bar")
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+NOTHING_TO_CHECK = 3
+
+
+def checkable(inventory: Inventory) -> tuple[Inventory, list[str]]:
+    """The inventory without packages whose version `packaging` cannot parse (nothing can be
+    matched against them: they would pass as "undetermined"), and a note for each one dropped."""
+    kept = [p for p in inventory.packages if parse_version(p.version) is not None]
+    if len(kept) == len(inventory.packages):
+        return inventory, []
+    notes = [
+        f"{p.origin}{f':{p.line}' if p.line else ''}: {p.name} {p.version[:60]!r} is not a valid version; not checked"
+        for p in inventory.packages
+        if parse_version(p.version) is None
+    ]
+    return replace(inventory, packages=tuple(kept), _index={}), notes
 
 
 # --- mlmon scan ---------------------------------------------------------------------------------------
@@ -103,7 +123,18 @@ def _histories(
     return histories, f"{choice.url} ({choice.origin})"
 
 
-EXIT_CLEAN, EXIT_POLICY, EXIT_INPUT, EXIT_NOTHING = 0, 1, 2, 3
+def _plan_index(index_opt: str, notes: list[str]) -> str | None:
+    """The index the plan reads (None with `--index none`: the plan is then unverified)."""
+    if index_opt == "none":
+        return None
+    try:
+        return configured_index(os.environ, None if index_opt == "pip" else index_opt).url
+    except SourceError as exc:
+        notes.append(f"remediation plan not checked against an index: {exc}")
+        return None
+
+
+EXIT_CLEAN, EXIT_POLICY, EXIT_INPUT, EXIT_NOTHING = 0, 1, 2, NOTHING_TO_CHECK
 
 
 @dataclass(frozen=True)
@@ -132,6 +163,7 @@ RENDERERS: dict[str, Renderer] = {
     "json": lambda report, ctx: _json_text(
         {**report_doc(report), "policy": {"violations": ctx.violations, "passed": not ctx.violations}}
     ),
+    "plan": lambda report, ctx: render_plan({t.name: t.plan for t in report.targets if t.plan is not None}),
     "sarif": lambda report, ctx: _json_text(render_sarif(report, ctx.sarif_root)),
     "cyclonedx": _render_cyclonedx,
 }
@@ -170,7 +202,14 @@ def _advisory_error(spec: str, exc: Exception) -> str:
     help="offline OSV database (directory, all.zip, `builtin`: the shipped torch-family snapshot) or OSV API URL "
     f"[env MLMON_ADVISORIES; default {DEFAULT_OSV_URL}]",
 )
-@click.option("--format", "fmt", type=click.Choice(list(RENDERERS)), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(RENDERERS)),
+    default="table",
+    show_default=True,
+    help="plan: only the remediation plan (what to upgrade, to what); it is also in table and json",
+)
 @click.option(
     "--fail-on",
     type=click.Choice(FAIL_ON),
@@ -192,7 +231,7 @@ def _advisory_error(spec: str, exc: Exception) -> str:
     default="pip",
     show_default=True,
     metavar="pip|none|URL",
-    help="package index for release staleness: the one pip is configured to use, none, or a URL",
+    help="package index for release staleness and the plan: the one pip is configured to use, none, or a URL",
 )
 @click.option("--track", multiple=True, default=["torch"], show_default=True, help="packages whose staleness is shown")
 @click.option(
@@ -246,7 +285,7 @@ def scan(
     An input is a path, image:REGISTRY/REPO[:TAG][@DIGEST], oci:DIR[:REF] or docker-archive:FILE.
 
     Exit status: 0 the policy passes, 1 it is violated, 2 a usage or input error (including an
-    output file that cannot be written), 3 nothing to check (no input pins any package).
+    output file that cannot be written), 3 nothing to check (no package with a valid version).
     """
     now = SystemClock().now()
     http = HttpFactory(timeout=timeout)
@@ -263,21 +302,24 @@ def scan(
     if output:
         _writable(output)
     inventories: list[tuple[str, Inventory]] = []
+    notes: list[str] = []
     with http.client() as client:
         for item in inputs:
             try:
-                inventory = read_input(item, target=target, client=client, env=os.environ, platform=platform)
+                inventory, dropped = checkable(
+                    read_input(item, target=target, client=client, env=os.environ, platform=platform)
+                )
             except InventoryError as exc:
                 bootstrap.fail(f"cannot read {item.spec}: {exc}")
             inventories.append((item.spec, inventory))
+            notes.extend(dropped)
     if not any(inv.packages for _, inv in inventories):
-        for _, inv in inventories:
-            for note in inv.notes:
-                click.echo(f"note: {note}", err=True)
+        for note in [*notes, *(n for _, inv in inventories for n in inv.notes)]:
+            click.echo(f"note: {note}", err=True)
         bootstrap.fail(
-            f"nothing to check: {', '.join(name for name, _ in inventories)} pin(s) no package version "
+            f"nothing to check: no package with a valid version in {', '.join(name for name, _ in inventories)} "
             "(unpinned requirements are not checked)",
-            EXIT_NOTHING,
+            NOTHING_TO_CHECK,
         )
     try:
         ignores = load_ignore_file(ignore_file) if ignore_file else []
@@ -292,23 +334,27 @@ def scan(
         bootstrap.fail(_advisory_error(spec, exc))
     for rejected in load.rejected:
         click.echo(f"warning: advisory record rejected: {rejected.where}: {rejected.reason}", err=True)
-    notes: list[str] = [
-        f"{name}: pins no package version; nothing checked" for name, inv in inventories if not inv.packages
-    ]
+    notes.extend(f"{name}: pins no package version; nothing checked" for name, inv in inventories if not inv.packages)
     histories, index_used = _histories(
         index_opt, [canonical_name(t) for t in track], [i for _, i in inventories], http, notes
     )
     if index_opt == "none":
         notes.append("release histories were not looked up (--index none): no staleness, no fix hints from releases")
-    report = judge(
-        inventories,
-        AdvisoryIndex(load.advisories),
-        load,
-        now,
-        ignores=ignores,
-        histories=histories,
-        index_url=index_used,
-    )
+    plan_index = _plan_index(index_opt, notes)
+    with http.client() as plan_http:
+        report = judge(
+            inventories,
+            AdvisoryIndex(load.advisories),
+            load,
+            now,
+            ignores=ignores,
+            histories=histories,
+            index_url=index_used,
+            plan_lookup=IndexClient(
+                plan_http if plan_index else None, plan_index, MemoryCache(), now, no_index=f"--index {index_opt}"
+            ),
+            plan_index=plan_index,
+        )
     report.notes.extend(notes)
     policy = Policy(fail_on, fail_on_undetermined, fixable_only, max_minors_behind)
     violations = policy.violations(report)
@@ -467,7 +513,13 @@ def stack_sync(config: str | None, database_url: str | None, refresh: bool, forc
         f"projects reconciled: {rec.reconciled}/{rec.projects}; opened {rec.opened}, "
         f"resolved {rec.resolved}, changed {rec.changed}"
     )
+    plans = report.plans
+    if plans is not None:
+        index = plans.index_url or f"no index ({plans.index_note or 'stack.index disabled'})"
+        click.echo(f"remediation plans: {plans.computed} computed, {plans.kept} unchanged; index {index}")
     errors = {**report.ingest.errors, **rec.errors, **{f.name: f.error for f in report.feeds if f.error}}
+    if plans is not None:
+        errors.update({f"plan of {p}": e for p, e in plans.errors.items()})
     for where, error in errors.items():
         click.echo(f"error: {where}: {error}", err=True)
     if errors or rec.no_advisories:
