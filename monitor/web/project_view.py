@@ -66,6 +66,11 @@ class ProjectPage:
     efficiency: Markup | None = None
     gpu_hours: float | None = None
     tco: TcoReport | None = None
+    tco_rows: list[Any] = field(default_factory=list)
+    """The TCO report's rows from the period holding the first day with spend data (none before)."""
+    first_spend_day: date | None = None
+    spend_refs: list[str] = field(default_factory=list)
+    """The spend sources the budget and efficiency come from (other projects' shared ones included)."""
     spend_problems: list[str] = field(default_factory=list)
     inventories: list[InventoryRow] = field(default_factory=list)
     staleness: list[Staleness] = field(default_factory=list)
@@ -188,6 +193,7 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
     settings = project.spend
     status = data.budget(now)
     page.budget = status
+    page.spend_refs = [*data.counted, *data.efficiency]
     page.spend_problems = list(data.problems)
     if status is not None:
         f = status.forecast
@@ -220,6 +226,11 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
     page.efficiency, page.gpu_hours = efficiency_chart(data.pick(data.efficiency), now.date())
     if config.project(project.id) is not None:
         page.tco = tco_report(store, config, project.id, now, config.spend.tco_periods)
+        known = combine(data.pick(data.counted), data.currency, "billed", "all").daily
+        page.first_spend_day = min(known) if known else None
+        first = page.first_spend_day
+        # a period before the first day with data has no spend to show, not a spend of 0.00
+        page.tco_rows = [r for r in page.tco.rows if first is not None and r.period.last >= first]
 
 
 def efficiency_chart(sources: Sequence[Any], today: date) -> tuple[Markup | None, float | None]:

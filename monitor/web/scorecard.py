@@ -23,9 +23,8 @@ import math
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, literal, select
@@ -41,23 +40,17 @@ from monitor.spend.report import ProjectSpend, report_periods
 from monitor.spend.sources import SpendSource, spend_sources
 from monitor.spend.tco import tco_rows
 from monitor.stack.config import SlaConfig
+from monitor.stack.store import StackStore
 from monitor.stack.tables import stack_finding_events, stack_findings, stack_inventories, stack_projects
 from monitor.store.alerts import AlertStore
 from monitor.store.columns import UtcDateTime
 from monitor.store.schema import series as series_table
 from monitor.store.store import Store
+from monitor.web.source_health import FleetSources, read_fleet_sources
+from monitor.web.verdicts import Status, Verdict, overall, question_verdict
 
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 EFFICIENCY_DAYS = 7
-
-
-class Status(StrEnum):
-    """A verdict per question: ok, worth a look (warn), a problem (bad), or not known (none)."""
-
-    OK = "ok"
-    WARN = "warn"
-    BAD = "bad"
-    NONE = "none"
 
 
 FLAGS: dict[str, str] = {
@@ -85,6 +78,8 @@ class QualityCell:
     met: bool | None
     has_baseline: bool
     status: Status
+    reasons: tuple[str, ...] = ()
+    """Why the verdict is not what the data alone says (a failing source), or why there is no data."""
 
     @property
     def delta(self) -> float | None:
@@ -117,6 +112,7 @@ class SpendCell:
     """Busy / held GPU-hours over the last EFFICIENCY_DAYS days, where a source measures it."""
     problems: tuple[str, ...]
     status: Status
+    reasons: tuple[str, ...] = ()
 
     @property
     def used(self) -> float | None:
@@ -139,6 +135,7 @@ class StackCell:
     overdue: int
     reconciled: bool
     status: Status
+    reasons: tuple[str, ...] = ()
 
     @property
     def open_total(self) -> int:
@@ -170,6 +167,11 @@ class Scorecard:
     stack: StackCell
     alerts: AlertCell
     flags: tuple[str, ...] = ()
+    worst: Status = Status.NONE
+    """The project's health (verdicts.overall: "not known" comes before "fine")."""
+    sources_failing: int = 0
+    """Sources it depends on (shared ones included) that are failing or stale."""
+    sources_never: int = 0
 
     @property
     def statuses(self) -> dict[str, Status]:
@@ -179,14 +181,6 @@ class Scorecard:
             "stack": self.stack.status,
             "alerts": self.alerts.status,
         }
-
-    @property
-    def worst(self) -> Status:
-        found = set(self.statuses.values())
-        for status in (Status.BAD, Status.WARN, Status.OK):
-            if status in found:
-                return status
-        return Status.NONE
 
 
 # --- quality ------------------------------------------------------------------------------------
@@ -331,12 +325,17 @@ def read_spend(store: Store, config: MlmonConfig, now: datetime) -> Mapping[str,
 
 
 def spend_cells(
-    store: Store, config: MlmonConfig, projects: Sequence[ProjectConfig], now: datetime
+    store: Store,
+    config: MlmonConfig,
+    projects: Sequence[ProjectConfig],
+    now: datetime,
+    data: Mapping[str, ProjectSpend] | None = None,
 ) -> dict[str, SpendCell]:
     """Each project's spend cell, worked out again only when its spend settings (a reload), the
     days read from its sources (new data, a new day) or the minute change: a budget's forecast
     costs ~0.1 ms a project, and the overview of a thousand projects is asked for often."""
-    data = read_spend(store, config, now)
+    if data is None:
+        data = read_spend(store, config, now)
     reader = _reader(store.engine)
     minute = now.replace(second=0, microsecond=0)
     out: dict[str, SpendCell] = {}
@@ -576,6 +575,55 @@ def red_flags(project: ProjectConfig, quality: QualityCell) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def _missing_quality(project: ProjectConfig, cell: QualityCell) -> str | None:
+    target = project.quality.success
+    if target is None or cell.value is not None:
+        return None
+    return f"no value of {target.metric} yet (declared target {target.op} {target.target:g})"
+
+
+def _missing_spend(project: ProjectConfig, cell: SpendCell) -> str | None:
+    if project.spend.budget is None or cell.spent is not None:
+        return None
+    why = "; ".join(cell.problems) or "no spend source has reported for this project"
+    return f"no spend data: {why}"
+
+
+def _missing_stack(cell: StackCell, has_sources: bool) -> str | None:
+    return "not scanned yet" if has_sources and not cell.reconciled else None
+
+
+def judge(
+    project: ProjectConfig,
+    quality: QualityCell,
+    spend: SpendCell,
+    stack: StackCell,
+    alerts: AlertCell,
+    health: FleetSources,
+    spend_refs: Sequence[str],
+) -> tuple[QualityCell, SpendCell, StackCell, Status, int, int]:
+    """The cells with the verdicts their sources allow (verdicts.question_verdict), the project's
+    health, and its failing and never-run sources."""
+    pid = project.id
+    stack_sources = health.for_question(project, "stack")
+    q = question_verdict(
+        quality.status, health.for_question(project, "quality"), pid, _missing_quality(project, quality)
+    )
+    s = question_verdict(spend.status, health.for_question(project, "spend", spend_refs), pid,
+                         _missing_spend(project, spend))  # fmt: skip
+    k = question_verdict(stack.status, stack_sources, pid, _missing_stack(stack, bool(stack_sources)))
+    verdicts: dict[str, Verdict] = {"quality": q, "spend": s, "stack": k}
+    shown = health.shown(project, spend_refs)
+    return (
+        replace(quality, status=q.status, reasons=q.reasons) if q != Verdict(quality.status) else quality,
+        replace(spend, status=s.status, reasons=s.reasons) if s != Verdict(spend.status) else spend,
+        replace(stack, status=k.status, reasons=k.reasons) if k != Verdict(stack.status) else stack,
+        overall(verdicts, alerts.status),
+        sum(h.troubled for h in shown),
+        sum(h.state.value == "never run" for h in shown),
+    )
+
+
 def build_scorecards(
     store: Store, config: MlmonConfig, now: datetime, projects: Sequence[ProjectConfig]
 ) -> list[Scorecard]:
@@ -583,14 +631,27 @@ def build_scorecards(
     ids = [p.id for p in projects]
     everyone = len(ids) == len(config.projects)
     quality = read_quality(store, projects, everyone)
-    spend = spend_cells(store, config, projects, now)
+    data = read_spend(store, config, now)
+    spend = spend_cells(store, config, projects, now, data)
     scope = None if everyone else ids
     stack = read_stack(store.engine, scope, config.stack.sla, now)
     builds = torch_builds(store.engine, scope)
     alerts = alert_cells(store.engine)
+    health = read_fleet_sources(store, config, now, StackStore(store.engine).feeds())
     cards = []
     for project in projects:
-        q = quality_cell(project, quality)
+        found = data.get(project.id)
+        refs = [*found.counted, *found.efficiency] if found is not None else []
+        a = alerts.get(project.id, NO_ALERTS)
+        q, s, k, worst, failing, never = judge(
+            project,
+            quality_cell(project, quality),
+            spend[project.id],
+            stack_cell(project.id, stack, builds.get(project.id, (None, None))),
+            a,
+            health,
+            refs,
+        )
         cards.append(
             Scorecard(
                 project=project.id,
@@ -598,10 +659,13 @@ def build_scorecards(
                 team=project.team,
                 owners=tuple(o.name for o in project.owners),
                 quality=q,
-                spend=spend[project.id],
-                stack=stack_cell(project.id, stack, builds.get(project.id, (None, None))),
-                alerts=alerts.get(project.id, NO_ALERTS),
+                spend=s,
+                stack=k,
+                alerts=a,
                 flags=red_flags(project, q),
+                worst=worst,
+                sources_failing=failing,
+                sources_never=never,
             )
         )
     return cards

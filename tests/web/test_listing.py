@@ -8,7 +8,8 @@ import pytest
 
 from monitor.core.errors import InvalidInput
 from monitor.web.listing import listing, order, parse_query
-from monitor.web.scorecard import AlertCell, QualityCell, Scorecard, SpendCell, StackCell, Status
+from monitor.web.scorecard import AlertCell, QualityCell, Scorecard, SpendCell, StackCell
+from monitor.web.verdicts import Status
 
 
 def card(
@@ -34,6 +35,7 @@ def card(
         stack=StackCell(torch, None, {}, 0, 0, torch is not None, Status.OK),
         alerts=AlertCell(firing, 0, 0, Status.WARN if firing else Status.OK),
         flags=flags,
+        worst=status if status is Status.BAD else Status.WARN if firing else Status.OK,
     )
 
 

@@ -15,7 +15,8 @@ from collectors.http import HttpFactory
 from monitor.core.types import Sample, SeriesKey, ms_from_datetime
 from monitor.runner import SourceRunner
 from monitor.stack.sync import tick
-from monitor.web.scorecard import Scorecard, Status, build_scorecards
+from monitor.web.scorecard import Scorecard, build_scorecards
+from monitor.web.verdicts import Status
 from tests.spend.focus_data import Charge, write_focus
 from tests.web.conftest import make_world
 from tests.web.world import NOW, World
