@@ -258,6 +258,10 @@ def refresh_advisories(
         return FeedOutcome(ADVISORY_FEED, False)
     location = cfg.path or cfg.api_url or ""
     kind = "offline" if cfg.path else "osv-api"
+    if not cfg.path and not installed_packages(store):
+        # Nothing to ask the API about yet: asking nothing would "succeed" without reaching it, and
+        # the feed would read as up on a machine that cannot reach the API. It stays never fetched.
+        return FeedOutcome(ADVISORY_FEED, False)
     try:
         if cfg.path:
             result = import_offline(store, cfg.path, now, feed=ADVISORY_FEED, progress=progress)
