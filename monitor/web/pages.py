@@ -25,10 +25,11 @@ from monitor.reports.render_html import render_html
 from monitor.reports.render_json import render_json
 from monitor.runtime import Runtime
 from monitor.stack.store import StackStore
+from monitor.web.fleet import fleet_header, sparklines
 from monitor.web.listing import PAGE_SIZES, SORTS, OverviewQuery, listing, parse_query
 from monitor.web.project_view import project_page
 from monitor.web.render import render
-from monitor.web.scorecard import FLAGS, SEVERITIES, build_scorecards
+from monitor.web.scorecard import FLAGS, SEVERITIES, build_scorecards, scorecards_and_reads
 from monitor.web.source_health import read_fleet_sources
 
 ALERT_STATES = ("pending", "firing", "resolved")
@@ -48,13 +49,17 @@ def overview(runtime: Runtime, principal: Principal, params: Mapping[str, str]) 
 def _overview(
     runtime: Runtime, principal: Principal, query: OverviewQuery, projects: list[ProjectConfig], now: datetime
 ) -> str:
-    cards = build_scorecards(runtime.store, runtime.config, now, projects)
+    cards, reads = scorecards_and_reads(runtime.store, runtime.config, now, projects)
+    result = listing(cards, query)
+    by_id = {p.id: p for p in projects}
     return render(
         "overview.html",
         nav="overview",
         principal=principal,
         now=now,
-        result=listing(cards, query),
+        fleet=fleet_header(runtime.store, cards, now),
+        sparks=sparklines(runtime.store, by_id, result.rows, reads, now),
+        result=result,
         query=query,
         sorts=SORTS,
         flags=FLAGS,

@@ -173,9 +173,16 @@ def quality_charts(store: Store, config: MlmonConfig, project: ProjectConfig, no
         base_key = SeriesKey(key.project, key.metric + BASELINE_SUFFIX, key.labels)
         baseline = _points(store, base_key, start, end, step, "last")
         lines = [Line(key.metric, points, "series")]
+        if not baseline:
+            # a baseline set before the window (a constant from the `baseline` source) still holds in it
+            before = store.samples.latest_many(_exact(base_key), until_ms=start)
+            held = [(start, p.value) for found in before if found.key == base_key for p in found.points[-1:]]
+            baseline = held
         if baseline:
-            # the baseline holds from its last point to now
-            lines.append(Line(base_key.metric, [*baseline, (end, baseline[-1][1])], "baseline", step=True))
+            # drawn across the whole chart: from the window's start (the first value known in it)
+            # to now, where the last value still holds
+            across = [(start, baseline[0][1]), *baseline] if baseline[0][0] > start else baseline
+            lines.append(Line(base_key.metric, [*across, (end, baseline[-1][1])], "baseline", step=True))
         hlines = []
         if target is not None and key.metric == target.metric and target.selects(dict(key.labels)):
             hlines.append(HLine(target.target, f"target {target.op} {target.target:g}", "target"))

@@ -113,6 +113,8 @@ class SpendCell:
     problems: tuple[str, ...]
     status: Status
     reasons: tuple[str, ...] = ()
+    daily: tuple[float | None, ...] = ()
+    """Spend per day of the period from its first day to today (None: no data that day)."""
 
     @property
     def used(self) -> float | None:
@@ -392,7 +394,8 @@ def spend_cell(data: ProjectSpend | None, project: ProjectConfig, now: datetime)
         if status is None:
             spent = math.fsum(v for d, v in total.daily.items() if period.contains(d)) if total.by_source else None
             return SpendCell(data.currency, None, period.label, spent, None, None, None, None, tco, fixed, efficiency,
-                             tuple(data.problems + total.problems), Status.NONE)  # fmt: skip
+                             tuple(data.problems + total.problems), Status.NONE,
+                             daily=_per_day(total.daily, period.first, min(period.last, now.date())))  # fmt: skip
     outlook = status.forecast
     problems = tuple(status.problems)
     if problems or not status.by_source:
@@ -417,7 +420,14 @@ def spend_cell(data: ProjectSpend | None, project: ProjectConfig, now: datetime)
         efficiency,
         problems,
         verdict,
+        daily=_per_day(status.daily, status.period.first, min(status.period.last, now.date())),
     )
+
+
+def _per_day(daily: Mapping[date, float], first: date, last: date) -> tuple[float | None, ...]:
+    """Each day's spend from `first` to `last`; None where no source reported the day (not 0)."""
+    days = (last - first).days + 1
+    return tuple(daily.get(first + timedelta(days=n)) for n in range(max(days, 0)))
 
 
 # --- stack --------------------------------------------------------------------------------------
@@ -628,6 +638,13 @@ def build_scorecards(
     store: Store, config: MlmonConfig, now: datetime, projects: Sequence[ProjectConfig]
 ) -> list[Scorecard]:
     """The scorecards of `projects` (in their order), with one bulk read per family."""
+    return scorecards_and_reads(store, config, now, projects)[0]
+
+
+def scorecards_and_reads(
+    store: Store, config: MlmonConfig, now: datetime, projects: Sequence[ProjectConfig]
+) -> tuple[list[Scorecard], QualityReads]:
+    """`build_scorecards`, and the newest quality points it read (the sparklines' cache keys)."""
     ids = [p.id for p in projects]
     everyone = len(ids) == len(config.projects)
     quality = read_quality(store, projects, everyone)
@@ -668,4 +685,4 @@ def build_scorecards(
                 sources_never=never,
             )
         )
-    return cards
+    return cards, quality
