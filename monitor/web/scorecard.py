@@ -616,21 +616,26 @@ def judge(
     health, and its failing and never-run sources."""
     pid = project.id
     stack_sources = health.for_question(project, "stack")
-    q = question_verdict(
-        quality.status, health.for_question(project, "quality"), pid, _missing_quality(project, quality)
-    )
-    s = question_verdict(spend.status, health.for_question(project, "spend", spend_refs), pid,
-                         _missing_spend(project, spend))  # fmt: skip
+    spend_sources = health.for_question(project, "spend", spend_refs)
+    if project.spend.budget is None:
+        # without a budget the question is not asked: a shared bill failing elsewhere says nothing
+        # about this project (its own spend sources still count)
+        spend_sources = [h for h in spend_sources if h.project == pid]
+    quality_sources = health.for_question(project, "quality")
+    q = question_verdict(quality.status, quality_sources, pid, _missing_quality(project, quality))
+    s = question_verdict(spend.status, spend_sources, pid, _missing_spend(project, spend))
     k = question_verdict(stack.status, stack_sources, pid, _missing_stack(stack, bool(stack_sources)))
     verdicts: dict[str, Verdict] = {"quality": q, "spend": s, "stack": k}
-    shown = health.shown(project, spend_refs)
+    relevant = {h.ref: h for h in (*quality_sources, *spend_sources, *stack_sources)}
+    own_spend = [h for h in health.own(project) if h.family == "spend"]
+    relevant.update((h.ref, h) for h in own_spend)
     return (
         replace(quality, status=q.status, reasons=q.reasons) if q != Verdict(quality.status) else quality,
         replace(spend, status=s.status, reasons=s.reasons) if s != Verdict(spend.status) else spend,
         replace(stack, status=k.status, reasons=k.reasons) if k != Verdict(stack.status) else stack,
         overall(verdicts, alerts.status),
-        sum(h.troubled for h in shown),
-        sum(h.state.value == "never run" for h in shown),
+        sum(h.troubled for h in relevant.values()),
+        sum(h.state.value == "never run" for h in relevant.values()),
     )
 
 
