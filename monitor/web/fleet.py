@@ -56,6 +56,9 @@ class FleetHeader:
     """Per currency: `12,340 of 20,000 USD (62%) in 14 budgets`; and the budgets without data."""
     targets: Markup
     target_counts: dict[str, int]
+    scanned: int
+    """Projects whose stack was ever scanned (the findings chart says nothing of the others)."""
+    not_scanned: int
 
 
 def open_by_day(engine: Engine, now: datetime, days: int = FINDINGS_DAYS) -> list[tuple[date, int, int]]:
@@ -195,7 +198,8 @@ def fleet_header(store: Store, cards: Sequence[Scorecard], now: datetime) -> Fle
     findings, now_counts = findings_chart(store.engine, now)
     spend, lines = spend_summary(cards)
     targets, counts = target_summary(cards)
-    return FleetHeader(findings, now_counts, spend, lines, targets, counts)
+    scanned = sum(c.stack.reconciled for c in cards)
+    return FleetHeader(findings, now_counts, spend, lines, targets, counts, scanned, len(cards) - scanned)
 
 
 # --- sparklines ---------------------------------------------------------------------------------
