@@ -33,7 +33,7 @@ from monitor.core.types import ms_from_datetime
 from monitor.stack.fleet_counts import FINDINGS_DAYS, open_by_day, stack_version
 from monitor.store.store import Store
 from monitor.views import charts
-from monitor.views.scorecard import QualityReads, Scorecard, SpendCell
+from monitor.views.scorecard import QualityReads, Scorecard
 
 SPARK_DAYS = 30
 HEADER_WIDTH, HEADER_HEIGHT = 380, 170
@@ -42,7 +42,7 @@ _FINDINGS: weakref.WeakKeyDictionary[Engine, tuple[tuple[Any, ...], Markup, tupl
     weakref.WeakKeyDictionary()
 )
 _QUALITY_SPARKS: dict[str, tuple[Any, Markup]] = {}
-_SPEND_SPARKS: dict[str, tuple[SpendCell, Markup]] = {}
+_SPEND_SPARKS: dict[str, tuple[tuple[float | None, ...], str | None, Markup]] = {}
 
 
 @dataclass(frozen=True)
@@ -237,13 +237,16 @@ def quality_sparklines(
 def spend_sparklines(cards: Sequence[Scorecard]) -> dict[str, Markup]:
     """project -> its spend per day of the budget period (or calendar month) so far."""
     out: dict[str, Markup] = {}
-    fresh: dict[str, tuple[SpendCell, Markup]] = {}
+    fresh: dict[str, tuple[tuple[float | None, ...], str | None, Markup]] = {}
+    with _LOCK:
+        known = dict(_SPEND_SPARKS)
     for card in cards:
         cell = card.spend
-        with _LOCK:
-            cached = _SPEND_SPARKS.get(card.project)
-        if cached is not None and cached[0] is cell:
-            out[card.project] = cached[1]
+        cached = known.get(card.project)
+        # the cell's days are the same tuple while the scorecard's spend cache holds (a verdict
+        # changed by a source makes a new cell around the same days)
+        if cached is not None and cached[0] is cell.daily and cached[1] == cell.period:
+            out[card.project] = cached[2]
             continue
         values: list[float | None] = list(cell.daily)
         svg = charts.sparkline(
@@ -252,7 +255,7 @@ def spend_sparklines(cards: Sequence[Scorecard]) -> dict[str, Markup]:
             kind="spend",
             bars=True,
         )
-        fresh[card.project] = (cell, svg)
+        fresh[card.project] = (cell.daily, cell.period, svg)
         out[card.project] = svg
     if fresh:
         with _LOCK:

@@ -44,7 +44,7 @@ from monitor.stack.fleet_counts import SEVERITIES, StackReads, read_stack, torch
 from monitor.stack.store import StackStore
 from monitor.store.schema import series as series_table
 from monitor.store.store import Store
-from monitor.views.source_health import FleetSources, read_fleet_sources
+from monitor.views.source_health import FleetSources, State, read_fleet_sources
 from monitor.views.verdicts import Status, Verdict, overall, question_verdict
 
 EFFICIENCY_DAYS = 7
@@ -512,6 +512,13 @@ def _missing_stack(cell: StackCell, has_sources: bool) -> str | None:
     return "not scanned yet" if has_sources and not cell.reconciled else None
 
 
+def _judged(cell: Any, verdict: Verdict) -> Any:
+    """The cell with the verdict (the same object when the verdict changes nothing)."""
+    if not verdict.reasons and verdict.status is cell.status:
+        return cell
+    return replace(cell, status=verdict.status, reasons=verdict.reasons)
+
+
 def judge(
     project: ProjectConfig,
     quality: QualityCell,
@@ -524,27 +531,27 @@ def judge(
     """The cells with the verdicts their sources allow (verdicts.question_verdict), the project's
     health, and its failing and never-run sources."""
     pid = project.id
-    stack_sources = health.for_question(project, "stack")
-    spend_sources = health.for_question(project, "spend", spend_refs)
-    if project.spend.budget is None:
-        # without a budget the question is not asked: a shared bill failing elsewhere says nothing
-        # about this project (its own spend sources still count)
-        spend_sources = [h for h in spend_sources if h.project == pid]
-    quality_sources = health.for_question(project, "quality")
+    own = health.families.get(pid, {})
+    own_spend = own.get("spend", [])
+    quality_sources = own.get("quality", [])
+    stack_sources = [*own["stack"], health.advisories] if own.get("stack") else []
+    # without a budget the question is not asked: a shared bill failing elsewhere says nothing
+    # about this project (its own spend sources still count)
+    asked = project.spend.budget is not None
+    spend_sources = health.for_question(project, "spend", spend_refs) if asked else own_spend
     q = question_verdict(quality.status, quality_sources, pid, _missing_quality(project, quality))
     s = question_verdict(spend.status, spend_sources, pid, _missing_spend(project, spend))
     k = question_verdict(stack.status, stack_sources, pid, _missing_stack(stack, bool(stack_sources)))
-    verdicts: dict[str, Verdict] = {"quality": q, "spend": s, "stack": k}
-    relevant = {h.ref: h for h in (*quality_sources, *spend_sources, *stack_sources)}
-    own_spend = [h for h in health.own(project) if h.family == "spend"]
-    relevant.update((h.ref, h) for h in own_spend)
+    relevant = {id(h): h for h in (*quality_sources, *spend_sources, *stack_sources, *own_spend)}.values()
     return (
-        replace(quality, status=q.status, reasons=q.reasons) if q != Verdict(quality.status) else quality,
-        replace(spend, status=s.status, reasons=s.reasons) if s != Verdict(spend.status) else spend,
-        replace(stack, status=k.status, reasons=k.reasons) if k != Verdict(stack.status) else stack,
-        overall(verdicts, alerts.status),
-        sum(h.troubled for h in relevant.values()),
-        sum(h.state.value == "never run" for h in relevant.values()),
+        replace(quality, status=q.status, reasons=q.reasons)
+        if q.reasons or q.status is not quality.status
+        else quality,
+        replace(spend, status=s.status, reasons=s.reasons) if s.reasons or s.status is not spend.status else spend,
+        replace(stack, status=k.status, reasons=k.reasons) if k.reasons or k.status is not stack.status else stack,
+        overall({"quality": q, "spend": s, "stack": k}, alerts.status),
+        sum(h.troubled for h in relevant),
+        sum(h.state is State.NEVER for h in relevant),
     )
 
 

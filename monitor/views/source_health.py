@@ -14,10 +14,13 @@ advisory feeds. Which sources a question depends on:
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select
 
@@ -170,10 +173,20 @@ def feed_health(feed: FeedStatus | None, name: str) -> SourceHealth:
 
 @dataclass
 class FleetSources:
-    """Every source's health, by (project, name), and the advisory feed."""
+    """Every source's health, by (project, name), and the advisory feed; each project's own
+    sources by family worked out once (the overview asks for a thousand projects)."""
 
     sources: dict[tuple[str, str], SourceHealth]
     advisories: SourceHealth
+    by_ref: dict[str, SourceHealth] = field(default_factory=dict)
+    families: dict[str, dict[str, list[SourceHealth]]] = field(default_factory=dict)
+    """project -> family -> its own enabled sources of that family."""
+
+    def __post_init__(self) -> None:
+        for (project, name), health in self.sources.items():
+            self.by_ref[f"{project}/{name}"] = health
+            if health.state is not State.DISABLED:
+                self.families.setdefault(project, {}).setdefault(health.family, []).append(health)
 
     def own(self, project: ProjectConfig) -> list[SourceHealth]:
         return [self.sources[(project.id, s.name)] for s in project.sources if (project.id, s.name) in self.sources]
@@ -181,11 +194,11 @@ class FleetSources:
     def for_question(self, project: ProjectConfig, family: str, spend_refs: Sequence[str] = ()) -> list[SourceHealth]:
         """The sources the question `family` of `project` depends on (shared ones included)."""
         if family == "spend":
-            refs = list(dict.fromkeys(spend_refs))
-            return [self.sources[tuple(r.split("/", 1))] for r in refs if tuple(r.split("/", 1)) in self.sources]  # type: ignore[index]
-        own = [h for h in self.own(project) if h.family == family and h.state is not State.DISABLED]
+            found = [self.by_ref[r] for r in dict.fromkeys(spend_refs) if r in self.by_ref]
+            return found
+        own = self.families.get(project.id, {}).get(family, [])
         if family == "stack" and own:
-            own.append(self.advisories)
+            return [*own, self.advisories]
         return own
 
     def shown(self, project: ProjectConfig, spend_refs: Sequence[str] = ()) -> list[SourceHealth]:
@@ -196,12 +209,38 @@ class FleetSources:
             shared.append(self.advisories)
         return own + shared
 
-    def failing_count(self, project: ProjectConfig, spend_refs: Sequence[str] = ()) -> int:
-        return sum(h.troubled for h in self.shown(project, spend_refs))
+
+_CACHE: weakref.WeakKeyDictionary[Engine, tuple[tuple[Any, ...], FleetSources]] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
 
 
 def read_fleet_sources(store: Store, config: MlmonConfig, now: datetime, feeds: Sequence[FeedStatus]) -> FleetSources:
+    """Every source's health, reused while the configuration, every source's state (the store
+    hands back the same status object for a row that has not changed), the feeds and the minute
+    (stale is a matter of time) are the same."""
     statuses = store.sources.statuses(checkpoints=False)
+    feed_key = tuple(
+        (f.name, f.last_attempt_at, f.last_success_at, f.consecutive_failures, f.last_error) for f in feeds
+    )
+    key = (config, now.replace(second=0, microsecond=0), feed_key, *statuses)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(store.engine)
+    if (
+        cached is not None
+        and len(cached[0]) == len(key)
+        and all(a is b or a == b for a, b in zip(cached[0][:3], key[:3], strict=True))
+        and all(a is b for a, b in zip(cached[0][3:], key[3:], strict=True))
+    ):
+        return cached[1]
+    fleet = _read_fleet_sources(store, config, now, statuses, feeds)
+    with _CACHE_LOCK:
+        _CACHE[store.engine] = (key, fleet)
+    return fleet
+
+
+def _read_fleet_sources(
+    store: Store, config: MlmonConfig, now: datetime, statuses: Sequence[SourceStatus], feeds: Sequence[FeedStatus]
+) -> FleetSources:
     by_key: Mapping[tuple[str, str], SourceStatus] = {(s.project, s.source): s for s in statuses}
     since = failing_since(store.engine, statuses)
     out: dict[tuple[str, str], SourceHealth] = {}
