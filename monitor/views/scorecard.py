@@ -542,16 +542,20 @@ def judge(
     q = question_verdict(quality.status, quality_sources, pid, _missing_quality(project, quality))
     s = question_verdict(spend.status, spend_sources, pid, _missing_spend(project, spend))
     k = question_verdict(stack.status, stack_sources, pid, _missing_stack(stack, bool(stack_sources)))
-    relevant = {id(h): h for h in (*quality_sources, *spend_sources, *stack_sources, *own_spend)}.values()
+    failing = never = 0
+    extra = [h for h in own_spend if h not in spend_sources] if own_spend else []
+    for group in (quality_sources, spend_sources, stack_sources, extra):
+        for h in group:
+            if h.state is not State.OK:
+                failing += h.troubled
+                never += h.state is State.NEVER
     return (
-        replace(quality, status=q.status, reasons=q.reasons)
-        if q.reasons or q.status is not quality.status
-        else quality,
-        replace(spend, status=s.status, reasons=s.reasons) if s.reasons or s.status is not spend.status else spend,
-        replace(stack, status=k.status, reasons=k.reasons) if k.reasons or k.status is not stack.status else stack,
+        _judged(quality, q),
+        _judged(spend, s),
+        _judged(stack, k),
         overall({"quality": q, "spend": s, "stack": k}, alerts.status),
-        sum(h.troubled for h in relevant),
-        sum(h.state is State.NEVER for h in relevant),
+        failing,
+        never,
     )
 
 

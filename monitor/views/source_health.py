@@ -215,27 +215,28 @@ _CACHE_LOCK = threading.Lock()
 
 
 def read_fleet_sources(store: Store, config: MlmonConfig, now: datetime, feeds: Sequence[FeedStatus]) -> FleetSources:
-    """Every source's health, reused while the configuration, every source's state (the store
-    hands back the same status object for a row that has not changed), the feeds and the minute
-    (stale is a matter of time) are the same."""
-    statuses = store.sources.statuses(checkpoints=False)
+    """Every source's health, reused while the configuration, the sources' states (their version),
+    the feeds and the minute (stale is a matter of time) are the same."""
     feed_key = tuple(
         (f.name, f.last_attempt_at, f.last_success_at, f.consecutive_failures, f.last_error) for f in feeds
     )
-    key = (config, now.replace(second=0, microsecond=0), feed_key, *statuses)
+    key = (config, now.replace(second=0, microsecond=0), feed_key, source_states_version(store.engine))
     with _CACHE_LOCK:
         cached = _CACHE.get(store.engine)
-    if (
-        cached is not None
-        and len(cached[0]) == len(key)
-        and all(a is b or a == b for a, b in zip(cached[0][:3], key[:3], strict=True))
-        and all(a is b for a, b in zip(cached[0][3:], key[3:], strict=True))
-    ):
+    if cached is not None and cached[0][0] is config and cached[0][1:] == key[1:]:
         return cached[1]
-    fleet = _read_fleet_sources(store, config, now, statuses, feeds)
+    fleet = _read_fleet_sources(store, config, now, store.sources.statuses(checkpoints=False), feeds)
     with _CACHE_LOCK:
         _CACHE[store.engine] = (key, fleet)
     return fleet
+
+
+def source_states_version(engine: Engine) -> tuple[Any, ...]:
+    """Changes whenever a source's state does: every run adds one to its runs and sets its last
+    run (one aggregate over the small state table instead of reading every row)."""
+    s = source_state.c
+    with engine.connect() as conn:
+        return tuple(conn.execute(select(func.count(), func.sum(s.runs_total), func.max(s.last_run_at))).one())
 
 
 def _read_fleet_sources(
