@@ -94,9 +94,9 @@ def _histories(
 @click.option(
     "--advisories",
     "advisories",
-    metavar="DIR|ZIP|URL",
+    metavar="DIR|ZIP|URL|builtin",
     envvar="MLMON_ADVISORIES",
-    help="offline OSV database (directory or all.zip) or OSV API URL "
+    help="offline OSV database (directory, all.zip, `builtin`: the shipped torch-family snapshot) or OSV API URL "
     f"[env MLMON_ADVISORIES; default {DEFAULT_OSV_URL}]",
 )
 @click.option(
@@ -222,10 +222,10 @@ def advisories_group() -> None:
 
 
 @advisories_group.command("import")
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path", type=click.Path(exists=False))
 @db_option
 def advisories_import(path: str, database_url: str | None) -> None:
-    """Import an offline OSV database (a directory of JSON files or OSV's all.zip)."""
+    """Import an offline OSV database (a directory of JSON files, OSV's all.zip, or `builtin`: the shipped snapshot)."""
     from monitor.stack.sync import import_offline
 
     store = bootstrap.store(database_url, empty="migrate")

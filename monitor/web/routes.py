@@ -57,6 +57,8 @@ from monitor.web.session import (
     safe_next,
     set_session,
 )
+from monitor.web.site import CURRENT as CURRENT_SITE
+from monitor.web.site import UNKNOWN_SITE, site_for
 
 log = logging.getLogger("mlmon.web")
 
@@ -103,6 +105,12 @@ class PageRoute(APIRoute):
         original = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
+            try:
+                CURRENT_SITE.set(site_for(_runtime(request)))
+            except Exception:
+                # The line about the data is never worth failing a page for; the page says it is unknown.
+                log.exception("reading the advisory feed for the page footer failed")
+                CURRENT_SITE.set(UNKNOWN_SITE)
             try:
                 return await original(request)
             except SignInNeeded as exc:

@@ -131,6 +131,20 @@ def test_headers_are_filled_from_the_environment(server: LocalHttpServer, sqlite
     assert len(server.requests()) == before, "no request without the credential"
 
 
+def test_the_url_names_the_listen_address_from_the_environment(server: LocalHttpServer, sqlite_store: Store) -> None:
+    """How the example's self-polling source follows `mlmon serve --listen` (MLMON_LISTEN)."""
+    server.route("/api/v1/status", Answer({"accuracy": 0.8}))
+    address = server.url("/").removeprefix("http://").rstrip("/")
+    params = accuracy("http://${MLMON_LISTEN}/api/v1/status")
+
+    assert collect(sqlite_store, params, {"MLMON_LISTEN": address}).readings[0].value == 0.8
+
+    before = len(server.requests())
+    with pytest.raises(SourceError, match=r"environment variable MLMON_LISTEN \(used in url\) is not set"):
+        collect(sqlite_store, params, {})
+    assert len(server.requests()) == before
+
+
 def test_basic_auth_from_the_environment(server: LocalHttpServer, sqlite_store: Store) -> None:
     token = base64.b64encode(b"ada:hunter2").decode()
     server.route("/eval.json", require_auth({"Authorization": f"Basic {token}"}, Answer({"accuracy": 0.9})))

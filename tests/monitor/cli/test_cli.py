@@ -55,6 +55,17 @@ def test_every_example_configuration_is_accepted(example: Path) -> None:
     assert done.stdout.strip().startswith(f"{example}: OK (")
 
 
+@pytest.mark.parametrize(
+    "example",
+    sorted({*REPO.glob("examples/*.yaml"), *REPO.glob("examples/*/mlmon.yaml")}),
+    ids=lambda path: str(path.relative_to(REPO)),
+)
+def test_every_example_says_whether_it_runs_or_is_a_template(example: Path) -> None:
+    """A newcomer must not start a template expecting data: its first lines say which it is."""
+    head = " ".join(line.lstrip("# ") for line in example.read_text().splitlines()[:4])
+    assert ("Runs on a fresh machine" in head) != ("Production template" in head), head
+
+
 SOURCE_HEAD = """\
 projects:
   - id: churn
