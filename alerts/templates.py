@@ -2,14 +2,15 @@
 
 Variables: `labels`, `value`, `project` (id, name, team, owners, labels), `rule` (name, kind),
 `params`, `details` (what the rule kind adds, e.g. threshold, baseline), `state`. Filters:
-`percent` (0.913 -> "91.3%"), `duration` (seconds -> "2h5m"). A template that fails at run time
+`percent` (0.913 -> "91.3%"), `duration` (seconds -> "2h5m", whole seconds), `when` (an ISO time ->
+"2026-11-20 12:00:00 UTC", no microseconds). A template that fails at run time
 renders as `<error rendering {field}: ...>`: the alert still goes out, carrying the error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +35,16 @@ def _duration(value: Any) -> str:
         return format_duration(timedelta(seconds=round(float(value))))
     except (TypeError, ValueError, OverflowError):
         return str(value)
+
+
+def _when(value: Any) -> str:
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 MAX_OUTPUT_CHARS = 16 * 1024
@@ -64,6 +75,7 @@ def _environment() -> SandboxedEnvironment:
     env = _BoundedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
     env.filters["percent"] = _percent
     env.filters["duration"] = _duration
+    env.filters["when"] = _when
     return env
 
 

@@ -1,6 +1,6 @@
 """`mlmon` subcommands of the stack family.
 
-    mlmon scan PATH... [--advisories DIR|ZIP|URL] [--format table|json|sarif|cyclonedx] [--fail-on SEVERITY]
+    mlmon scan PATH... [--advisories DIR|ZIP|URL] [--format table|json|plan|sarif|cyclonedx] [--fail-on SEVERITY]
     mlmon advisories import PATH | refresh | status
     mlmon stack sync | status | findings [--as-of TIME]
 
@@ -33,6 +33,8 @@ from monitor.stack.ignore_file import IgnoreFileError, load_ignore_file
 from monitor.stack.inventory.model import Inventory, InventoryError
 from monitor.stack.inventory.reader import read_path
 from monitor.stack.package_index import configured_index, fetch_history
+from monitor.stack.plan.index_client import IndexClient, MemoryCache
+from monitor.stack.plan.render import render_plan
 from monitor.stack.releases import ReleaseHistory
 from monitor.stack.report.sarif import render_sarif
 from monitor.stack.report.text import render_table, table
@@ -108,6 +110,17 @@ def _histories(
     return histories, f"{choice.url} ({choice.origin})"
 
 
+def _plan_index(index_opt: str, notes: list[str]) -> str | None:
+    """The index the plan reads (None with `--index none`: the plan is then unverified)."""
+    if index_opt == "none":
+        return None
+    try:
+        return configured_index(os.environ, None if index_opt == "pip" else index_opt).url
+    except SourceError as exc:
+        notes.append(f"remediation plan not checked against an index: {exc}")
+        return None
+
+
 @click.command("scan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=False))
 @click.option(
@@ -119,7 +132,12 @@ def _histories(
     f"[env MLMON_ADVISORIES; default {DEFAULT_OSV_URL}]",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "sarif", "cyclonedx"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "plan", "sarif", "cyclonedx"]),
+    default="table",
+    show_default=True,
+    help="plan: only the remediation plan (what to upgrade, to what); it is also in table and json",
 )
 @click.option(
     "--fail-on",
@@ -140,7 +158,7 @@ def _histories(
     default="pip",
     show_default=True,
     metavar="pip|none|URL",
-    help="package index for release staleness: the one pip is configured to use, none, or a URL",
+    help="package index for release staleness and the plan: the one pip is configured to use, none, or a URL",
 )
 @click.option("--track", multiple=True, default=["torch"], show_default=True, help="packages whose staleness is shown")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report here instead of stdout")
@@ -195,20 +213,28 @@ def scan(
     histories, index_used = _histories(
         index_opt, [canonical_name(t) for t in track], [i for _, i in inventories], http, notes
     )
-    report = judge(
-        inventories,
-        AdvisoryIndex(load.advisories),
-        load,
-        now,
-        ignores=ignores,
-        histories=histories,
-        index_url=index_used,
-    )
+    plan_index = _plan_index(index_opt, notes)
+    with http.client() as plan_http:
+        report = judge(
+            inventories,
+            AdvisoryIndex(load.advisories),
+            load,
+            now,
+            ignores=ignores,
+            histories=histories,
+            index_url=index_used,
+            plan_lookup=IndexClient(
+                plan_http if plan_index else None, plan_index, MemoryCache(), now, no_index=f"--index {index_opt}"
+            ),
+            plan_index=plan_index,
+        )
     report.notes.extend(notes)
     policy = Policy(fail_on, fail_on_undetermined, fixable_only, max_minors_behind)
     violations = policy.violations(report)
     if fmt == "table":
         text = render_table(report, violations)
+    elif fmt == "plan":
+        text = render_plan({t.name: t.plan for t in report.targets if t.plan is not None})
     else:
         from monitor.stack.report.cyclonedx import render_cyclonedx  # the CycloneDX library loads slowly
 
@@ -369,7 +395,13 @@ def stack_sync(config: str | None, database_url: str | None, refresh: bool, forc
         f"projects reconciled: {rec.reconciled}/{rec.projects}; opened {rec.opened}, "
         f"resolved {rec.resolved}, changed {rec.changed}"
     )
+    plans = report.plans
+    if plans is not None:
+        index = plans.index_url or f"no index ({plans.index_note or 'stack.index disabled'})"
+        click.echo(f"remediation plans: {plans.computed} computed, {plans.kept} unchanged; index {index}")
     errors = {**report.ingest.errors, **rec.errors, **{f.name: f.error for f in report.feeds if f.error}}
+    if plans is not None:
+        errors.update({f"plan of {p}": e for p, e in plans.errors.items()})
     for where, error in errors.items():
         click.echo(f"error: {where}: {error}", err=True)
     if errors or rec.no_advisories:

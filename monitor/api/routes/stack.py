@@ -30,6 +30,7 @@ from monitor.runtime import Runtime
 from monitor.stack.advisories.severity import RANK, RATINGS
 from monitor.stack.history import finding_doc
 from monitor.stack.inventory.model import Inventory
+from monitor.stack.plan.store import PlanStore
 from monitor.stack.releases import Staleness
 from monitor.stack.store import StackStore
 from monitor.stack.sync import tick
@@ -97,7 +98,9 @@ def _stale(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**doc, "behind_seconds": stale.behind_seconds(now)}
 
 
-@router.get("/stack/projects/{project}", summary="One project's inventories, staleness and open findings")
+@router.get(
+    "/stack/projects/{project}", summary="One project's inventories, staleness, open findings and remediation plan"
+)
 def project_detail(project: str, runtime: RuntimeDep) -> dict[str, Any]:
     _project_or_404(runtime, project)
     stack = StackStore(runtime.store.engine)
@@ -128,6 +131,7 @@ def project_detail(project: str, runtime: RuntimeDep) -> dict[str, Any]:
         "summary": row.summary if row else None,
         "reconciled_at": row.reconciled_at.isoformat() if row else None,
         "findings": findings,
+        "plan": PlanStore(runtime.store.engine).documents([project]).get(project),
     }
 
 
