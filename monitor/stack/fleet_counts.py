@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, func, literal, or_, select
 
 from monitor.stack.sla import Sla
-from monitor.stack.tables import stack_finding_events, stack_findings, stack_inventories, stack_projects
+from monitor.stack.tables import stack_finding_events, stack_findings, stack_inventories, stack_packages, stack_projects
 from monitor.store.columns import UtcDateTime
 
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
@@ -117,7 +117,8 @@ FINDINGS_DAYS = 90
 
 
 def open_by_day(engine: Engine, now: datetime, days: int = FINDINGS_DAYS) -> list[tuple[date, int, int]]:
-    """(day, critical, high) findings open at the end of each of the last `days` days (today: now)."""
+    """(day, critical, high) findings open at the end of each of the last `days` days (today: now),
+    from the first day an inventory was read: before it nothing was known, which is not zero."""
     start = now - timedelta(days=days)
     f = stack_findings.c
     query = select(f.severity, f.first_seen_at, f.resolved_at).where(
@@ -142,10 +143,14 @@ def open_by_day(engine: Engine, now: datetime, days: int = FINDINGS_DAYS) -> lis
                     changes[index[gone]] -= 1
                 else:
                     changes[index[opened]] -= 1
+        known = conn.execute(select(func.min(stack_packages.c.first_seen_at))).scalar()
+    if known is None:
+        return []
     out = []
     critical = high = 0
     for n, day in enumerate(span):
         critical += delta["critical"][n]
         high += delta["high"][n]
-        out.append((day, critical, high))
+        if day >= known.date():
+            out.append((day, critical, high))
     return out

@@ -67,8 +67,10 @@ def findings_chart(engine: Engine, now: datetime) -> tuple[Markup, tuple[int, in
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]
     days = open_by_day(engine, now)
-    start = charts.day_ms(days[0][0])
+    start = charts.day_ms(now.date() - timedelta(days=FINDINGS_DAYS - 1))
     end = ms_from_datetime(now)
+    if not days:
+        return Markup(""), (0, 0)
     points_c = [(charts.day_ms(d) + charts.DAY_MS - 1, float(c)) for d, c, _ in days]
     points_h = [(charts.day_ms(d) + charts.DAY_MS - 1, float(h)) for d, _, h in days]
     points_c[-1] = (end, points_c[-1][1])

@@ -27,9 +27,9 @@ def test_fleet_header_agrees_with_the_scorecards(world: World) -> None:
     high = sum(c.stack.open.get("high", 0) for c in cards)
     assert header.findings_now == (critical, high) and high > 0
     days = open_by_day(runtime.store.engine, NOW)
-    assert len(days) == 90 and days[-1][0] == NOW.date()
-    # the world's findings were first seen at its start, 30 days before NOW: none before
-    assert all(c == h == 0 for d, c, h in days if d < (NOW - timedelta(days=31)).date())
+    # the world's inventories were first read at its start, 30 days before NOW: the days before are
+    # unknown, not zero, and left out
+    assert days[-1][0] == NOW.date() and days[0][0] >= (NOW - timedelta(days=31)).date() and len(days) <= 32
     budgets = [c for c in cards if c.spend.budget is not None]
     spent = sum(c.spend.spent or 0.0 for c in budgets)
     assert header.spend_lines[0].startswith(f"{spent:,.0f} of {sum(c.spend.budget or 0 for c in budgets):,.0f} USD")
