@@ -222,6 +222,9 @@ def tco_report(store: Store, config: MlmonConfig, project_id: str, now: datetime
         accuracy_by_period(store, settings, project_id, periods),
         predictions_by_period(store, settings, project_id, periods),
     )
+    # a period that ends before the first day with data has no spend to show, not a spend of 0.00
+    first = min(total.daily) if total.daily else None
+    rows = [r for r in rows if first is not None and r.period.last >= first]
     return TcoReport(
         project_id, data.currency, settings.fixed_monthly, data.counted, rows, data.problems + total.problems
     )

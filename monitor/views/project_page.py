@@ -236,9 +236,7 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
         page.tco = tco_report(store, config, project.id, now, config.spend.tco_periods)
         known = combine(data.pick(data.counted), data.currency, "billed", "all").daily
         page.first_spend_day = min(known) if known else None
-        first = page.first_spend_day
-        # a period before the first day with data has no spend to show, not a spend of 0.00
-        page.tco_rows = [r for r in page.tco.rows if first is not None and r.period.last >= first]
+        page.tco_rows = list(page.tco.rows)
 
 
 def efficiency_chart(sources: Sequence[Any], today: date) -> tuple[Markup | None, float | None]:
