@@ -17,7 +17,7 @@ Every file read or gone is recorded as an event of the source's project, for aud
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,8 @@ from collectors.spend.focus_files import (
     short,
 )
 from collectors.spend.focus_params import FocusParams
-from collectors.spend.focus_reader import FileAggregate, FocusFileError, pyarrow_missing, read_focus_file
-from monitor.spend.series import SOURCE, day_start, spend_metric, zone
+from collectors.spend.focus_reader import FileAggregate, FocusFileError, duckdb_missing, read_focus_file
+from monitor.spend.series import SOURCE, day_start, local_day, spend_metric, zone
 
 CHECKPOINT_VERSION = 1
 FUTURE_TOLERANCE = timedelta(hours=1)
@@ -47,13 +47,14 @@ class FocusCollector:
         self.tz = zone(params.timezone)
 
     def collect(self, ctx: CollectContext) -> CollectResult:
-        missing = pyarrow_missing()
+        missing = duckdb_missing()
         if missing:
             raise SourceError(missing)
         state = ctx.checkpoint if ctx.checkpoint.get("version") == CHECKPOINT_VERSION else {}
         known = {name: KnownFile.from_checkpoint(entry) for name, entry in dict(state.get("files", {})).items()}
         files = discover(self.params.path, self.params.exclude)
-        work = plan(files, known)
+        today = local_day(ctx.now + FUTURE_TOLERANCE, self.tz)
+        work = plan(files, known, today)
         if work.idle:
             return CollectResult()
         currency, origin = self._established(work.unchanged)
@@ -72,7 +73,7 @@ class FocusCollector:
         if problems:
             head = f"{len(problems)} of {len(work.changed)} new or changed files rejected; nothing stored this run: "
             raise SourceError(head + " | ".join(problems))
-        days = work.old_days.union(*(a.totals.days for a in fresh.values()))
+        days = {d for d in work.old_days.union(*(a.totals.days for a in fresh.values())) if d <= today}
         totals = DailyTotals(currency or self.params.currency or "USD", self.tz)
         for aggregate in fresh.values():
             totals.merge(aggregate.totals)
@@ -86,7 +87,7 @@ class FocusCollector:
             metrics.add(spend_metric(previous))
         readings += withdrawn(ctx.reader, ctx.project, ctx.source, metrics, days, self.tz, readings)
         entries = {name: dict(before.entry) for name, before in work.unchanged.items()}
-        entries.update({name: self._entry(files[name], agg, ctx) for name, agg in fresh.items()})
+        entries.update({name: self._entry(files[name], agg, ctx, today) for name, agg in fresh.items()})
         return CollectResult(
             readings=readings,
             events=self._events(fresh, work.removed, ctx),
@@ -111,7 +112,9 @@ class FocusCollector:
         return aggregate
 
     def _check_dates(self, aggregate: FileAggregate, now: datetime) -> None:
-        days = aggregate.days
+        """Charges must start in the past; a spread charge may reach into days to come (a
+        one-year commitment): those days are stored when they arrive (focus_files.plan)."""
+        days = sorted(aggregate.start_days)
         if days and day_start(days[-1], self.tz) > now + FUTURE_TOLERANCE:
             raise FocusFileError(
                 aggregate.path,
@@ -121,10 +124,13 @@ class FocusCollector:
                 "ChargePeriodStart",
             )
 
-    def _entry(self, path: Path, aggregate: FileAggregate, ctx: CollectContext) -> dict[str, Any]:
+    def _entry(self, path: Path, aggregate: FileAggregate, ctx: CollectContext, today: date) -> dict[str, Any]:
         fingerprint = Fingerprint.of(path)
-        days = aggregate.days
+        days = [d for d in aggregate.days if d <= today]
+        later = [d for d in aggregate.days if d > today]
         return {
+            "pending_until": later[-1].isoformat() if later else None,
+            "read_through": today.isoformat(),
             "size": fingerprint.size,
             "mtime_ns": fingerprint.mtime_ns,
             "first_day": days[0].isoformat() if days else None,

@@ -13,6 +13,7 @@ params:
       matches: 'arn:aws:sagemaker:.*:vision-.*'   # anchored regular expression
       project: vision
   timezone: UTC                            # days are cut at midnight in this zone
+  spread: period                           # spread over ChargePeriodStart..End (start: all on day one)
   currency: USD                            # optional: every file must bill in it
   gpu_instances: {x9.big: 4, g4ad: 0}      # extend the GPU instance table (0 = not a GPU)
   exclude: ['*-old.csv']                   # skip files whose name matches
@@ -149,6 +150,11 @@ class FocusParams(Params):
     format: Literal["auto", "csv", "parquet"] = "auto"
     attribution: list[Rule] = Field(min_length=1)
     timezone: str = "UTC"
+    spread: Literal["period", "start"] = Field(
+        default="period",
+        description="period: a charge is spread over its ChargePeriodStart..End in proportion to the time "
+        "each local day holds; start: booked whole on the day its period starts",
+    )
     currency: str | None = Field(default=None, description="every file must bill in this currency")
     gpu_instances: dict[str, float] = Field(default_factory=dict, description="instance type or family -> GPUs")
     exclude: list[str] = Field(default_factory=list, description="glob patterns of file names to skip")

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from collectors.spend.focus_params import ColumnRule, FocusParams, TagRule
-from collectors.spend.focus_reader import pyarrow_missing
+from collectors.spend.focus_reader import duckdb_missing
 from monitor.config.loader import ExtraCheck, Loc
 from monitor.config.models import MlmonConfig
 from monitor.spend.periods import PeriodKind
@@ -114,7 +114,7 @@ def check_spend_sources(config: MlmonConfig) -> Iterator[tuple[Loc, str]]:
                 continue
             at: Loc = ("projects", pi, "sources", si)
             if source.kind == "focus":
-                missing = pyarrow_missing()
+                missing = duckdb_missing()
                 if missing:
                     yield (*at, "kind"), missing
             for where, target in _targets(source.kind, dict(source.params)):

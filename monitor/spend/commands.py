@@ -20,7 +20,7 @@ import click
 
 from collectors.base import SourceError
 from collectors.spend.focus_params import FocusParams
-from collectors.spend.focus_reader import FocusFileError, pyarrow_missing, read_focus_file
+from collectors.spend.focus_reader import FocusFileError, duckdb_missing, read_focus_file
 from monitor.config.settings import Settings
 from monitor.core.errors import ConfigError
 from monitor.runtime import Runtime
@@ -121,7 +121,7 @@ def status(config: str | None, database_url: str | None, project_id: str | None,
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def read_focus(files: tuple[str, ...], tag: str, timezone: str, as_json: bool) -> None:
     """Read FOCUS files and show what each project would be attributed (nothing is stored)."""
-    missing = pyarrow_missing()
+    missing = duckdb_missing()
     if missing:
         _fail(missing)
     try:
