@@ -184,9 +184,10 @@ class FocusParams(Params):
 
     @property
     def columns_needed(self) -> list[str]:
-        """Columns a file must have: FOCUS's mandatory ones and those the rules read."""
+        """Columns a file must have: FOCUS's mandatory ones and those the column rules read
+        (Tags is conditional in FOCUS: a file without it simply has no tags)."""
         needed = list(MANDATORY)
         for rule in self.attribution:
-            if rule.column not in needed:
+            if rule.column not in needed and rule.column != TAGS:
                 needed.append(rule.column)
         return needed

@@ -170,7 +170,7 @@ def rows_sql(params: FocusParams, present: Sequence[str], source: str) -> str:
         seconds = f"CASE WHEN gpus > 0 AND {hours} AND isfinite({quantity}) THEN {quantity} * gpus * 3600 ELSE 0 END"
     else:
         seconds = "0"
-    end = _moment("ChargePeriodEnd") if "ChargePeriodEnd" in has else "NULL"
+    end = _moment("ChargePeriodEnd") if "ChargePeriodEnd" in has else "CAST(NULL AS TIMESTAMPTZ)"
     checks = [
         ('"BilledCost" IS NULL', "billed_null"),
         ("billed IS NULL", "billed_nan"),
