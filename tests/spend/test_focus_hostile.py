@@ -33,7 +33,7 @@ def read_focus(path: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         cwd=REPO,
-        preexec_fn=_limit,  # noqa: PLW1509  (only resource limits, set before exec)
+        preexec_fn=_limit,  # only resource limits, set before exec
         check=False,
     )
 
