@@ -23,6 +23,7 @@ from typing import Any
 
 from collectors.base import CollectContext, CollectResult, EventDraft, SourceError, SourceKind
 from collectors.spend.daily import DailyTotals, withdrawn
+from collectors.spend.focus_append import Tail, added_to_stored, appended, edges
 from collectors.spend.focus_files import (
     Fingerprint,
     KnownFile,
@@ -58,6 +59,14 @@ class FocusCollector:
         if work.idle:
             return CollectResult()
         currency, origin = self._established(work.unchanged)
+        if len(work.changed) == 1 and not work.removed:
+            path = work.changed[0]
+            before = known.get(str(path))
+            old = appended(path, before.entry) if before is not None and not before.entry.get("pending_until") else None
+            if before is not None and old is not None:
+                result = self._append(ctx, path, before, old, state, today)
+                if result is not None:
+                    return result
         fresh: dict[str, FileAggregate] = {}
         problems: list[str] = []
         for path in work.changed:
@@ -94,6 +103,72 @@ class FocusCollector:
             checkpoint=self._checkpoint(entries, totals.currency),
         )
 
+    def _append(
+        self, ctx: CollectContext, path: Path, before: KnownFile, old: int, state: Mapping[str, Any], today: date
+    ) -> CollectResult | None:
+        """Read only the bytes appended since the last run; None when the whole file must be read
+        (the new rows reach into days to come)."""
+        code = before.entry.get("currency") or self.params.currency
+        expected = (str(code), f"set by {path.name}, read before") if code else None
+        fingerprint = Fingerprint.of(path)
+        with Tail(path, old) as copy:
+            try:
+                tail = read_focus_file(copy, self.params, self.tz, expected)
+            except FocusFileError as exc:
+                row = None if exc.row is None else exc.row + int(before.entry.get("rows") or 0)
+                raise SourceError(
+                    "1 of 1 new or changed files rejected; nothing stored this run: "
+                    + str(
+                        FocusFileError(
+                            str(path), f"{exc.detail} (in rows appended since the last run)", row, exc.column
+                        )
+                    )
+                ) from None
+        if not same_file(path, fingerprint):
+            raise SourceError(f"{path}: the file changed while it was read; it is read again next run")
+        try:
+            self._check_dates(tail, ctx.now)
+        except FocusFileError as exc:
+            raise SourceError(f"1 of 1 new or changed files rejected; nothing stored this run: {exc}") from None
+        if any(d > today for d in tail.totals.days):
+            return None
+        readings = added_to_stored(ctx.reader, ctx.project, ctx.source, tail.totals.readings(ctx.source), self.tz)
+        entry = dict(before.entry)
+        days = sorted(set(before.days()) | tail.totals.days)
+        entry.update(
+            size=fingerprint.size,
+            mtime_ns=fingerprint.mtime_ns,
+            first_day=days[0].isoformat() if days else None,
+            last_day=days[-1].isoformat() if days else None,
+            rows=int(entry.get("rows") or 0) + tail.rows,
+            unattributed_rows=int(entry.get("unattributed_rows") or 0) + tail.unattributed_rows,
+            gpu_rows=int(entry.get("gpu_rows") or 0) + tail.gpu_rows,
+            billed=round(float(entry.get("billed") or 0.0) + tail.billed, 6),
+            currency=entry.get("currency") or tail.currency,
+            read_at=ctx.now.isoformat(),
+            read_through=today.isoformat(),
+            append=edges(path, fingerprint.size),
+        )
+        entries = {name: dict(k.entry) for name, k in self._known(state).items()}
+        entries[str(path)] = entry
+        span = f"{min(tail.totals.days)}..{max(tail.totals.days)}" if tail.totals.days else "no days"
+        event = EventDraft(
+            "spend_file_read",
+            short(str(path)),
+            message=(
+                f"read {tail.rows:,} rows appended to {path} for {span}, {tail.billed:,.2f} {tail.currency or ''} "
+                f"billed (bytes {old:,} to {fingerprint.size:,}; the rows before were not read again)"
+            ),
+            labels={SOURCE: ctx.source},
+        )
+        return CollectResult(
+            readings=readings, events=[event], checkpoint=self._checkpoint(entries, str(entry["currency"] or "USD"))
+        )
+
+    @staticmethod
+    def _known(state: Mapping[str, Any]) -> dict[str, KnownFile]:
+        return {name: KnownFile.from_checkpoint(entry) for name, entry in dict(state.get("files", {})).items()}
+
     def _established(self, unchanged: Mapping[str, KnownFile]) -> tuple[str | None, str]:
         """The currency files must bill in: params.currency, else that of the files kept."""
         if self.params.currency is not None:
@@ -129,6 +204,7 @@ class FocusCollector:
         days = [d for d in aggregate.days if d <= today]
         later = [d for d in aggregate.days if d > today]
         return {
+            "append": edges(path, fingerprint.size),
             "pending_until": later[-1].isoformat() if later else None,
             "read_through": today.isoformat(),
             "size": fingerprint.size,
