@@ -88,17 +88,24 @@ def added_to_stored(reader: SeriesReader, project: str, source: str, tail: list[
     start = int(day_start(min(days), tz).timestamp() * 1000)
     end = int(day_start(max(days), tz).timestamp() * 1000)
     stored: dict[tuple[str, tuple[tuple[str, str], ...], date], float] = {}
+    day_of: dict[int, date] = {}  # daily samples share a few timestamps: convert each once
     for metric in sorted({r.metric for r in tail}):
         selector = Selector(metric, (Matcher.of("project", "=", project), Matcher.of(SOURCE, "=", source)))
         for series in reader.window(selector, start, end):
             labels = tuple(sorted(dict(series.key.labels).items()))
             for point in series.points:
-                day = day_of_ms(point.ts_ms, tz)
+                day = day_of.get(point.ts_ms)
+                if day is None:
+                    day = day_of[point.ts_ms] = day_of_ms(point.ts_ms, tz)
                 if day in days:
                     stored[(metric, labels, day)] = point.value
     out = []
+    local: dict[Any, date] = {}
     for r in tail:
         assert r.ts is not None
-        before = stored.get((r.metric, tuple(sorted(r.labels.items())), local_day(r.ts, tz)), 0.0)
+        day = local.get(r.ts)
+        if day is None:
+            day = local[r.ts] = local_day(r.ts, tz)
+        before = stored.get((r.metric, tuple(sorted(r.labels.items())), day), 0.0)
         out.append(Reading(r.metric, before + r.value, r.labels, r.ts))
     return out
