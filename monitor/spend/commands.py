@@ -40,6 +40,33 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
 
 
+def unmigrated(url: str) -> str | None:
+    """Why the database cannot be read yet (missing or not migrated), or None. A SQLite file that
+    does not exist is never created by asking."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.store import migrate
+    from monitor.store.db import make_engine
+
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).exists():
+            return f"no database at {parsed.database}: run `mlmon migrate` first (or set MLMON_DATABASE_URL)"
+    engine = make_engine(url)
+    try:
+        current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+    except SQLAlchemyError as exc:
+        return f"cannot read the database {shown}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    finally:
+        engine.dispose()
+    if current != head:
+        state = "not migrated" if current is None else f"at revision {current}, not {head}"
+        return f"the database {shown} is {state}: run `mlmon migrate` first"
+    return None
+
+
 @click.group("spend")
 def spend() -> None:
     """GPU spend, budgets and forecasts."""
@@ -58,8 +85,12 @@ def status(config: str | None, database_url: str | None, project_id: str | None,
         overrides["config"] = Path(config)
     if database_url:
         overrides["database_url"] = database_url
+    settings = Settings(**overrides)
+    problem = unmigrated(settings.database_url)
+    if problem:
+        _fail(problem)
     try:
-        runtime = Runtime.create(Settings(**overrides))
+        runtime = Runtime.create(settings)
     except ConfigError as exc:
         _fail(f"configuration refused:\n{exc}")
     try:
