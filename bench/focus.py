@@ -108,8 +108,8 @@ def run_mlmon(path: Path, workdir: Path) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     started = time.perf_counter()
     # imported before the clock starts, as the DuckDB side does (a service pays this once)
-    import duckdb.sqltypes  # noqa: F401
-    import pyarrow.compute  # noqa: F401
+    import duckdb.sqltypes
+    import pyarrow.compute
     import pyarrow.parquet  # noqa: F401
 
     import monitor.config.models  # noqa: F401

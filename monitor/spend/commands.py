@@ -51,9 +51,9 @@ def unmigrated(url: str) -> str | None:
 
     parsed = make_url(url)
     shown = parsed.render_as_string(hide_password=True)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).exists():
-            return f"no database at {parsed.database}: run `mlmon migrate` first (or set MLMON_DATABASE_URL)"
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file not in (None, "", ":memory:") and not Path(str(file)).exists():
+        return f"no database at {parsed.database}: run `mlmon migrate` first (or set MLMON_DATABASE_URL)"
     engine = make_engine(url)
     try:
         current, head = migrate.current_revision(engine), migrate.head_revision(engine)
