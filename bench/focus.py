@@ -108,7 +108,7 @@ def run_mlmon(path: Path, workdir: Path) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     started = time.perf_counter()
     # imported before the clock starts, as the DuckDB side does (a service pays this once)
-    import duckdb.sqltypes
+    import duckdb.sqltypes  # noqa: F401
     import pyarrow.compute
     import pyarrow.parquet  # noqa: F401
 
@@ -304,9 +304,8 @@ def main() -> int:
             runs[side].append(measure(side, path, workdir))
     best = {side: min(results, key=lambda r: r["seconds"]) for side, results in runs.items()}
     print()
-    print(
-        f"{'side':<8} {'rows':>11} {'wall s':>7} {'CPU s':>7} {'rows/s':>11} {'peak RSS MiB':>13}  (best of {args.repeat})"
-    )
+    head = f"{'side':<8} {'rows':>11} {'wall s':>7} {'CPU s':>7} {'rows/s':>11} {'peak RSS MiB':>13}"
+    print(f"{head}  (best of {args.repeat})")
     for side in SIDES:
         r = best[side]
         print(
