@@ -241,6 +241,23 @@ def test_idle_gpu_clears_holds_and_ignores_tiny_use(share: float, hours: float, 
     assert verdicts(idle_gpu, params, project([source]))[""].condition is condition
 
 
+def test_idle_gpus_no_project_claims_alert_the_project_owning_the_source() -> None:
+    """A GPU held by no pod lands in __unattributed__; the platform project that owns the dcgm
+    source hears about it, labelled so, next to its own verdict."""
+    own = gpu_days({date(2026, 11, 20): 10.0}, 0.6)
+    nobody = gpu_days({date(2026, 11, 19): 48.0, date(2026, 11, 20): 24.0}, 0.0)
+    data = project([own])
+    data = ProjectSpend(
+        data.project, data.settings, data.forecast, data.sources, data.counted, data.efficiency, [],
+        {DCGM.ref: nobody},
+    )  # fmt: skip
+    got = verdicts(idle_gpu, {"window": "2d", "min_gpu_hours": 4}, data)
+    assert got[""].condition is Condition.CLEAR
+    unclaimed = got["attributed_project=__unattributed__"]
+    assert unclaimed.condition is Condition.FIRE and unclaimed.value == 0.0
+    assert unclaimed.details["message"].startswith("GPUs no project claims were busy 0% of the 72.0 GPU-hours held")
+
+
 def test_unknown_busy_time_is_not_idle_time() -> None:
     source = gpu_days({date(2026, 11, 20): 72.0}, None)  # every sample a DCGM sentinel
     verdict = verdicts(idle_gpu, {}, project([source]))[""]
