@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from collectors.base import CollectContext, CollectResult, EventDraft, SourceError, SourceKind
+from collectors.base import CollectContext, CollectResult, EventDraft, SourceError, SourceKind, env_value
 from collectors.spend.daily import DailyTotals, withdrawn
 from collectors.spend.focus_append import Tail, added_to_stored, appended, edges
 from collectors.spend.focus_files import (
@@ -34,6 +34,7 @@ from collectors.spend.focus_files import (
     short,
 )
 from collectors.spend.focus_params import FocusParams
+from collectors.spend.focus_query import read_focus_query
 from collectors.spend.focus_reader import FileAggregate, FocusFileError, duckdb_missing, read_focus_file
 from monitor.spend.series import SOURCE, day_start, local_day, spend_metric, zone
 
@@ -52,6 +53,9 @@ class FocusCollector:
         if missing:
             raise SourceError(missing)
         state = ctx.checkpoint if ctx.checkpoint.get("version") == CHECKPOINT_VERSION else {}
+        if self.params.query is not None:
+            return self._collect_query(ctx, state)
+        assert self.params.path is not None
         known = {name: KnownFile.from_checkpoint(entry) for name, entry in dict(state.get("files", {})).items()}
         files = discover(self.params.path, self.params.exclude)
         today = local_day(ctx.now + FUTURE_TOLERANCE, self.tz)
@@ -163,6 +167,33 @@ class FocusCollector:
         )
         return CollectResult(
             readings=readings, events=[event], checkpoint=self._checkpoint(entries, str(entry["currency"] or "USD"))
+        )
+
+    def _collect_query(self, ctx: CollectContext, state: Mapping[str, Any]) -> CollectResult:
+        """The query read whole each run: the days it covers are replaced."""
+        assert self.params.database_url_env is not None
+        url = env_value(ctx.env, self.params.database_url_env, "the FOCUS database URL")
+        expected = (self.params.currency, "params.currency") if self.params.currency else None
+        aggregate = read_focus_query(url, self.params, self.tz, ctx.timeout, expected)
+        self._check_dates(aggregate, ctx.now)
+        today = local_day(ctx.now + FUTURE_TOLERANCE, self.tz)
+        days = {d for d in aggregate.totals.days if d <= today}
+        readings = aggregate.totals.readings(ctx.source, days)
+        metrics = set(aggregate.totals.metrics)
+        previous = state.get("currency")
+        if isinstance(previous, str) and previous != aggregate.totals.currency:
+            metrics.add(spend_metric(previous))
+        readings += withdrawn(ctx.reader, ctx.project, ctx.source, metrics, days, self.tz, readings)
+        ordered = sorted(days)
+        return CollectResult(
+            readings=readings,
+            checkpoint={
+                "version": CHECKPOINT_VERSION,
+                "currency": aggregate.totals.currency,
+                "horizon": ordered[-1].isoformat() if ordered else None,
+                "data_version": f"query:{aggregate.rows}:{round(aggregate.billed, 6)}",
+                "query": {"rows": aggregate.rows, "read_at": ctx.now.isoformat()},
+            },
         )
 
     @staticmethod

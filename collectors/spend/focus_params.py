@@ -146,7 +146,13 @@ Rule = Annotated[
 
 
 class FocusParams(Params):
-    path: str = Field(min_length=1, description="a file, a directory or a glob (** recurses)")
+    path: str | None = Field(default=None, min_length=1, description="a file, a directory or a glob (** recurses)")
+    query: str | None = Field(
+        default=None, min_length=1, description="instead of path: SQL over your own FOCUS table (focus_query.py)"
+    )
+    database_url_env: str | None = Field(
+        default=None, description="with query: the environment variable holding the SQLAlchemy URL"
+    )
     format: Literal["auto", "csv", "parquet"] = "auto"
     attribution: list[Rule] = Field(min_length=1)
     timezone: str = "UTC"
@@ -181,6 +187,14 @@ class FocusParams(Params):
             if count < 0:
                 raise ValueError(f"gpu_instances[{name!r}]: a GPU count cannot be negative")
         return {name.lower(): count for name, count in value.items()}
+
+    @model_validator(mode="after")
+    def _where(self) -> FocusParams:
+        if (self.path is None) == (self.query is None):
+            raise ValueError("give exactly one of path (FOCUS files) or query (SQL over a FOCUS table)")
+        if self.query is not None and not self.database_url_env:
+            raise ValueError("query needs database_url_env: the environment variable holding the database URL")
+        return self
 
     @property
     def columns_needed(self) -> list[str]:
