@@ -12,7 +12,7 @@ import httpx
 from pydantic import Field, field_validator
 
 from collectors.base import CollectContext, Params, env_value
-from collectors.http import headers_from_env
+from monitor.http import headers_from_env
 
 
 class BasicAuth(Params):

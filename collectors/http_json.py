@@ -29,9 +29,9 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from collectors.access import HttpAccess
 from collectors.base import CollectContext, CollectResult, Params, Reading, SourceError, SourceKind
-from collectors.http import request_json, snippet
 from monitor.config.types import LabelSet, MetricName
 from monitor.core.naming import label_name_problem
+from monitor.http import request_json, snippet
 
 
 def _compile(expression: str) -> JSONPath:

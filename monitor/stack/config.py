@@ -26,6 +26,7 @@ from pydantic import Field, field_validator, model_validator
 
 from monitor.config.base import StrictModel
 from monitor.config.types import Duration, ProjectId
+from monitor.stack.sla import Sla
 from monitor.stack.versions import canonical_name
 
 DEFAULT_OSV_URL = "https://api.osv.dev"
@@ -51,24 +52,6 @@ class IgnoreConfig(StrictModel):
     @classmethod
     def _packages(cls, value: list[str]) -> list[str]:
         return [canonical_name(v) for v in value]
-
-
-class SlaConfig(StrictModel):
-    """How long a fix may stay unapplied, per severity, once it is available."""
-
-    critical: Duration = timedelta(days=7)
-    high: Duration = timedelta(days=30)
-    medium: Duration = timedelta(days=90)
-    low: Duration = timedelta(days=180)
-    unknown: Duration | None = Field(default=None, description="findings without a severity (default: no SLA)")
-
-    def for_rating(self, rating: str) -> timedelta | None:
-        if rating in ("critical", "high", "medium", "low"):
-            value: timedelta = getattr(self, rating)
-            return value
-        if rating == "none":
-            return None
-        return self.unknown
 
 
 class AdvisoriesConfig(StrictModel):
@@ -130,6 +113,6 @@ class StackConfig(StrictModel):
 
     advisories: AdvisoriesConfig = Field(default_factory=AdvisoriesConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
-    sla: SlaConfig = Field(default_factory=SlaConfig)
+    sla: Sla = Field(default_factory=Sla)
     ignores: list[IgnoreConfig] = Field(default_factory=list)
     sync_interval: Duration = Field(default=timedelta(seconds=60), description="how often findings are reconciled")

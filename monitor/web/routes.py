@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from monitor.api.auth import SESSION_COOKIE
 from monitor.api.routes.alerts import (
     AckIn,
     SilenceIn,
@@ -39,7 +40,6 @@ from monitor.api.routes.alerts import (
     list_alerts,
     list_silences,
 )
-from monitor.auth.deps import SESSION_COOKIE
 from monitor.auth.model import Permission, Principal
 from monitor.auth.tokens import Forbidden, Unauthorized
 from monitor.core.durations import parse_duration
@@ -313,7 +313,7 @@ async def login(request: Request) -> Response:
     if not token:
         return login_page(request, 401, reason="enter a token (`mlmon token create`)", target=target)
     try:
-        principal = await run_in_threadpool(runtime.store.tokens.authenticate, token, runtime.clock.now())
+        principal = await run_in_threadpool(runtime.tokens.authenticate, token, runtime.clock.now())
     except Unauthorized as exc:
         return login_page(request, 401, reason=str(exc), target=target)
     response = RedirectResponse(target, status_code=303)

@@ -24,11 +24,12 @@ from typing import Any
 
 from pydantic import Field
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.spend.common import money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.spend.budget import BudgetStatus, ThresholdState
 from monitor.spend.forecast import Forecast
+from monitor.spend.providers import SPEND
 
 
 class BudgetParams(KindParams):
@@ -46,10 +47,6 @@ def shift_note(f: Forecast, currency: str) -> str:
         f", at the new level of the last {f.shift_days} days: daily spend {moved} from "
         f"{money(f.shift.before, currency)} to {money(f.shift.after, currency)}"
     )
-
-
-def needs(_params: BudgetParams) -> list[SeriesNeed]:
-    return []
 
 
 def _condition(state: ThresholdState, clear: float) -> Condition:
@@ -156,10 +153,9 @@ def promql(params: BudgetParams, project: str) -> str | None:
 KIND = RuleKind(
     name="budget",
     params=BudgetParams,
-    needs=needs,
     evaluate=evaluate,
     summary="{{ project.name }}: {{ details.message }}",
-    extras=("spend",),
+    extras=(SPEND,),
     promql=promql,
     template_vars=(
         "currency",

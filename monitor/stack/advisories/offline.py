@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from monitor.core.errors import StackError
 from monitor.stack.advisories.model import Advisory, AdvisoryError, parse_advisory
 
 Progress = Callable[[int, int], None]
@@ -40,7 +41,7 @@ class LoadResult:
         return len(self.advisories) + len(self.rejected)
 
 
-class OfflineSourceError(Exception):
+class OfflineSourceError(StackError):
     """The database as a whole cannot be read (missing path, not a zip, no JSON in it)."""
 
 
@@ -111,3 +112,19 @@ def parse_records(docs: list[tuple[str, object]]) -> LoadResult:
         except AdvisoryError as exc:
             result.rejected.append(Rejected(where, str(exc).removeprefix(f"{where}: ")))
     return result
+
+
+@dataclass(frozen=True)
+class OfflineFeed:
+    """An OSV export on disk (a directory of JSON records or the ecosystem's all.zip), read whole."""
+
+    path: str
+    kind: str = "offline"
+
+    @property
+    def location(self) -> str:
+        return self.path
+
+    def fetch(self, holdings: object, progress: Progress | None) -> LoadResult:
+        """Every record of the export (an export has no notion of "changed since")."""
+        return load_offline(self.path, progress)
