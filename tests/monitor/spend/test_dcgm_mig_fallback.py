@@ -16,7 +16,7 @@ import pytest
 from monitor.core.clock import FrozenClock
 from monitor.runner import SourceRunner
 from tests.conftest import RuntimeFactory
-from tests.spend.test_dcgm_prometheus import days
+from tests.monitor.spend.test_dcgm_prometheus import days
 from tests.support.http_server import Answer, LocalHttpServer
 from tests.support.prometheus import run_prometheus
 

@@ -18,7 +18,7 @@ from collectors.spend.focus_params import FocusParams
 from collectors.spend.focus_query import read_focus_query
 from collectors.spend.focus_reader import FileAggregate, FocusFileError, read_focus_file
 from monitor.spend.series import ATTRIBUTED, BASIS, SCOPE, currency_of_metric, zone
-from tests.spend.focus_data import read_rows, sample_csv
+from tests.monitor.spend.focus_data import read_rows, sample_csv
 
 NUMERIC = {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ConsumedQuantity", "PricingQuantity"}
 MOMENTS = {"ChargePeriodStart", "ChargePeriodEnd", "BillingPeriodStart", "BillingPeriodEnd"}
@@ -115,7 +115,7 @@ def test_a_bad_value_in_the_query_is_named_by_row_and_column(warehouse: tuple[st
 
 def test_the_source_reads_the_url_from_the_environment(tmp_path: Path) -> None:
     from collectors.base import CollectContext, SourceError
-    from collectors.http import HttpFactory
+    from monitor.http import HttpFactory
     from collectors.spend.focus import FocusCollector
 
     collector = FocusCollector(params("SELECT 1"))

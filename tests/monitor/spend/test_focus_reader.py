@@ -210,11 +210,14 @@ def test_missing_mandatory_columns_are_named(tmp_path: Path) -> None:
     assert str(caught.value).startswith(f"{path}: column EffectiveCost, BillingCurrency: missing mandatory columns")
 
 
-def test_a_column_an_attribution_rule_reads_must_exist(tmp_path: Path) -> None:
+def test_a_column_an_attribution_rule_reads_must_exist_but_tags_may_be_absent(tmp_path: Path) -> None:
     header, rows = read_rows(gpu_rows_csv())
-    path = write_rows(tmp_path / "no-tags.csv", [h for h in header if h != "Tags"], rows)
-    with pytest.raises(FocusFileError, match="missing mandatory column Tags"):
-        read(path)
+    path = write_rows(tmp_path / "no-tags.csv", [h for h in header if h not in ("Tags", "SubAccountId")], rows)
+    # FOCUS makes Tags conditional: a file without it has no tags, every row unattributed by a tag rule
+    aggregate = read(path)
+    assert aggregate.rows == len(rows) and aggregate.unattributed_rows == len(rows)
+    with pytest.raises(FocusFileError, match="missing mandatory column SubAccountId"):
+        read(path, attribution=[{"tag": "application"}, {"column": "SubAccountId", "equals": "1", "project": "x"}])
 
 
 @pytest.mark.parametrize(

@@ -242,7 +242,7 @@ def _pyarrow() -> None:
 
 def _append(path: Path, charges: list[Charge]) -> None:
     """Rows added at the end of the file, as an exporter growing a monthly CSV does."""
-    from tests.spend.focus_data import focus_rows, write_rows
+    from tests.monitor.spend.focus_data import focus_rows, write_rows
 
     header, rows = focus_rows(charges)
     scratch = path.with_suffix(".more")

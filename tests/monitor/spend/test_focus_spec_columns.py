@@ -16,7 +16,7 @@ from collectors.spend.focus_rows import MANDATORY, QUANTITY_COLUMNS, TAGS, USAGE
 from collectors.spend.focus_sql import CATEGORIES
 from monitor.spend.series import ATTRIBUTED, BASIS, SCOPE, currency_of_metric, zone
 
-SPEC = Path(__file__).resolve().parents[1] / "data" / "focus_spec"
+SPEC = Path(__file__).resolve().parents[2] / "data" / "focus_spec"
 VERSIONS = ("1.0", "1.1", "1.2")
 
 
