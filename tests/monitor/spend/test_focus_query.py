@@ -115,8 +115,8 @@ def test_a_bad_value_in_the_query_is_named_by_row_and_column(warehouse: tuple[st
 
 def test_the_source_reads_the_url_from_the_environment(tmp_path: Path) -> None:
     from collectors.base import CollectContext, SourceError
-    from monitor.http import HttpFactory
     from collectors.spend.focus import FocusCollector
+    from monitor.http import HttpFactory
 
     collector = FocusCollector(params("SELECT 1"))
     ctx = CollectContext("finops", "bill", datetime(2024, 10, 2, tzinfo=UTC), 30.0, None, None, {}, HttpFactory(), {})  # type: ignore[arg-type]
