@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from collectors.spend.focus_params import ColumnRule, FocusParams, TagRule
+from collectors.spend.gpu_families import candidate_pattern
 
 HOURS_PATTERN = r"(?i)^(?:1\s*)?(?:hours?|hrs?|h)$|^(?:instance|gpu|node)[ -]?hours?$"
 """As focus_rows.is_hours, in RE2 syntax (the same text)."""
@@ -143,8 +144,15 @@ def _local_date(moment: str, tz: str) -> str:
     return f"CAST(timezone({quote(tz)}, {moment}) AS DATE)"
 
 
-def rows_sql(params: FocusParams, present: Sequence[str], source: str) -> str:
-    """One row per billing row: amounts, period, project, category, GPUs and its problem code."""
+def rows_sql(params: FocusParams, present: Sequence[str], source: str, *, grouped_gpus: bool = False) -> str:
+    """One row per billing row: amounts, period, project, category, GPUs and its problem code.
+
+    `grouped_gpus` (the daily query): rows are not classified here; each row that could be a GPU
+    row (price details, or a description naming a GPU family: gpu_families.candidate_pattern)
+    gets `gpu_key`, a hash of the pair, and `qh`, its quantity in hours, so the pairs are
+    classified after grouping, a few hundred calls into Python instead of one per 2,048 rows
+    (which also held the GIL while DuckDB's threads waited). Otherwise (locating a bad row) each
+    row is classified, as `gpus`."""
     plan = columns_read(params, present)
     has = set(plan.columns)
     # Only the cheap test here: malformed JSON makes DuckDB raise, and focus_duck then finds the row.
@@ -158,7 +166,14 @@ def rows_sql(params: FocusParams, present: Sequence[str], source: str) -> str:
     category = 'lower(trim("ChargeCategory"))' if "ChargeCategory" in has else "NULL"
     details = ident("SkuPriceDetails") if "SkuPriceDetails" in has else "CAST(NULL AS VARCHAR)"
     description = ident("ChargeDescription") if "ChargeDescription" in has else "CAST(NULL AS VARCHAR)"
-    if {"SkuPriceDetails", "ChargeDescription"} & has:
+    pairs = bool({"SkuPriceDetails", "ChargeDescription"} & has)
+    if grouped_gpus and pairs:
+        pattern = quote(candidate_pattern(params.gpu_instances))
+        candidate = f"({details} IS NOT NULL OR regexp_matches({description}, {pattern}))"
+        key, cached, gpus = f"CASE WHEN {candidate} THEN hash({details}, {description}) END", "-4", "-4"
+    elif grouped_gpus:
+        key, cached, gpus = "CAST(NULL AS UBIGINT)", "-4", "-4"
+    elif pairs:
         key = f"hash({details}, {description})"
         cached = f"{GPU_KNOWN_UDF}(gpu_key)"
         gpus = f"CASE WHEN known_gpus = -3 THEN {GPU_UDF}(gpu_key, {details}, {description}) ELSE known_gpus END"
@@ -168,8 +183,9 @@ def rows_sql(params: FocusParams, present: Sequence[str], source: str) -> str:
         quantity = _number(plan.quantity[0])
         hours = f"regexp_full_match(trim({ident(plan.quantity[1])}), {quote(HOURS_PATTERN)})"
         seconds = f"CASE WHEN gpus > 0 AND {hours} AND isfinite({quantity}) THEN {quantity} * gpus * 3600 ELSE 0 END"
+        in_hours = f"CASE WHEN gpu_key IS NOT NULL AND {hours} AND isfinite({quantity}) THEN {quantity} ELSE 0 END"
     else:
-        seconds = "0"
+        seconds = in_hours = "0"
     end = _moment("ChargePeriodEnd") if "ChargePeriodEnd" in has else "CAST(NULL AS TIMESTAMPTZ)"
     checks = [
         ('"BilledCost" IS NULL', "billed_null"),
@@ -206,12 +222,13 @@ def rows_sql(params: FocusParams, present: Sequence[str], source: str) -> str:
         fine.append(f'("Tags" IS NULL OR {tags_ok})')
     if plan.quantity:
         fine.append(f"({ident(plan.quantity[0])} IS NULL OR {_number(plan.quantity[0])} IS NOT NULL)")
-    fine.append("gpus <> -2")
+    if not grouped_gpus:
+        fine.append("gpus <> -2")
     if "ChargeCategory" in has:
         fine.append(f"(category IS NULL OR category IN ({names}))")
     bad = "NOT coalesce(" + " AND ".join(fine) + ", false)"
     return f"""
-    SELECT *, {project} AS project, {problem} AS problem, {bad} AS bad, {seconds} AS gs FROM (
+    SELECT *, {project} AS project, {problem} AS problem, {bad} AS bad, {seconds} AS gs, {in_hours} AS qh FROM (
     SELECT *, {gpus} AS gpus FROM (
     SELECT *, {cached} AS known_gpus FROM (
       SELECT
@@ -232,6 +249,8 @@ def daily_sql(params: FocusParams, present: Sequence[str], source: str) -> str:
     GPU-seconds, rows behind the day's figure, and rows starting that day."""
     tz = params.timezone
     spread = params.spread == "period" and "ChargePeriodEnd" in present
+    details = ident("SkuPriceDetails") if "SkuPriceDetails" in present else "CAST(NULL AS VARCHAR)"
+    description = ident("ChargeDescription") if "ChargeDescription" in present else "CAST(NULL AS VARCHAR)"
     d0 = _local_date("cps", tz)
     last = _local_date("(CASE WHEN cpe > cps THEN cpe - INTERVAL 1 MICROSECOND ELSE cps END)", tz)
     multi = f"(cpe IS NOT NULL AND cps IS NOT NULL AND cpe > cps AND {last} <> {d0})" if spread else "false"
@@ -242,19 +261,25 @@ def daily_sql(params: FocusParams, present: Sequence[str], source: str) -> str:
     if tz == "UTC":
         day_start, day_end = f"CAST({day_start} AS TIMESTAMPTZ)", f"CAST({day_end} AS TIMESTAMPTZ)"
     return f"""
-    WITH r AS ({rows_sql(params, present, source)}),
-    s1 AS MATERIALIZED (
+    WITH r AS ({rows_sql(params, present, source, grouped_gpus=True)}),
+    s0 AS MATERIALIZED (
       SELECT coalesce(project, '') AS project,
              CASE category {categories} ELSE 'usage' END AS category,
-             gpus >= -1 AS gpu,
-             currency, bad,
+             gpu_key, currency, bad,
              {d0} AS d0,
              CASE WHEN {multi} THEN cps END AS mcps,
              CASE WHEN {multi} THEN cpe END AS mcpe,
-             sum(billed) AS b, sum(effective) AS e,
-             sum(gs) AS gs,
-             count(*) AS n
+             sum(billed) AS b, sum(effective) AS e, sum(qh) AS qh, count(*) AS n,
+             any_value({details}) FILTER (WHERE gpu_key IS NOT NULL) AS details,
+             any_value({description}) FILTER (WHERE gpu_key IS NOT NULL) AS description
       FROM r GROUP BY ALL),
+    g AS (
+      SELECT *, CASE WHEN gpu_key IS NULL THEN -4 ELSE {GPU_UDF}(gpu_key, details, description) END AS gpus FROM s0),
+    s1 AS MATERIALIZED (
+      SELECT project, category, gpus >= -1 AS gpu, currency, bad OR gpus = -2 AS bad, d0, mcps, mcpe,
+             sum(b) AS b, sum(e) AS e, sum(CASE WHEN gpus > 0 THEN qh * gpus * 3600 ELSE 0 END) AS gs,
+             sum(n) AS n
+      FROM g GROUP BY ALL),
     m AS (
       SELECT *, row_number() OVER () AS id, epoch_us(mcpe) - epoch_us(mcps) AS total_us,
              {_local_date("mcpe - INTERVAL 1 MICROSECOND", tz)} AS d1
