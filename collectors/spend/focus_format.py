@@ -41,7 +41,10 @@ def csv_header(path: Path) -> list[str]:
         header = next(csv.reader([line.decode("utf-8-sig")]), None)
     except UnicodeDecodeError:
         raise FocusFileError(str(path), "expected UTF-8 text in the header", 1) from None
-    except (OSError, EOFError, csv.Error) as exc:
+    except EOFError:
+        # gzip's way of saying the file was cut short (click would print only "Aborted!")
+        raise FocusFileError(str(path), "the compressed file is truncated: it ends before the header does") from None
+    except (OSError, csv.Error) as exc:
         raise FocusFileError(str(path), f"cannot read the CSV header: {exc}") from None
     if not header:
         raise FocusFileError(str(path), "the file is empty: expected a CSV header of FOCUS columns")
