@@ -40,7 +40,7 @@ def csv_header(path: Path) -> list[str]:
             line = raw.readline(HEADER_LIMIT)
         header = next(csv.reader([line.decode("utf-8-sig")]), None)
     except UnicodeDecodeError:
-        raise FocusFileError(str(path), "expected UTF-8 text in the header", 1) from None
+        raise FocusFileError(str(path), "cannot decode the header: expected UTF-8 text", 1) from None
     except EOFError:
         # gzip's way of saying the file was cut short (click would print only "Aborted!")
         raise FocusFileError(str(path), "the compressed file is truncated: it ends before the header does") from None
