@@ -222,7 +222,7 @@ def test_bad_pushes_are_refused_naming_the_column(world: World) -> None:
     status, text = _error(
         world, {**base, "labels": LABELS, "role": "current", "columns": {"age": {"values": ["a", "b"]}}}
     )
-    assert status == 422 and "reference is numeric but the current data is categorical" in text
+    assert status == 422 and "the reference is numeric but values[0] is 'a'; expected a number" in text
     assert world.client.get("/api/v1/quality/comparisons", params={"project": "churn"}).json() == []
 
 
