@@ -22,11 +22,11 @@ threshold corresponds to):
   Evidently's "normalised Wasserstein"): exact between raw samples (the same merge of the two
   sorted samples as SciPy's `wasserstein_distance`), from the quantile functions when a side is
   a histogram;
-- p-values: two-sample Kolmogorov-Smirnov for numeric columns with more than `DISCRETE_VALUES`
-  distinct values (the exact statistic; SciPy's exact distribution up to 10,000 values a side as
-  `ks_2samp`, the asymptotic one above), chi-square on the bin or category counts otherwise
-  (SciPy's `chi2_contingency`). At large n they flag trivial shifts, so they only ever gate an
-  effect size; at small n effect sizes are noise, so the default verdict needs both.
+- p-values: two-sample Kolmogorov-Smirnov for numeric columns (the exact statistic; SciPy's exact
+  distribution up to 10,000 values a side as `ks_2samp` picks it, the asymptotic one above),
+  chi-square on the category counts for categorical ones (SciPy's `chi2_contingency`). At large n
+  they flag trivial shifts, so they only ever gate an effect size; at small n effect sizes are
+  noise, so the default verdict needs both.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ DEFAULT_BINS = 10
 DEFAULT_P_VALUE = 0.05
 """The default gate: an effect size counts only when its column's Holm-corrected p-value is below this."""
 DISCRETE_VALUES = 20
-"""At most this many distinct values: the column is binned by value and tested by chi-square."""
+"""At most this many distinct values: the column is binned by value."""
 EXACT_KS_MAX = 10_000
 """Up to this many values a side, the KS p-value is SciPy's exact one (as `ks_2samp` chooses)."""
 
@@ -453,12 +453,10 @@ def compare_numeric(
         # The midpoint rule on FINE_LEVELS misses at most one level step of the spread per side.
         span = max(reference.maximum, current.maximum) - min(reference.minimum, current.minimum)
         error = (histogram_error(reference) + histogram_error(current) + span / FINE_LEVELS.size) / scale
-    if reference.discrete and current.histogram is None:
-        test: Literal["ks", "chi2"] = "chi2"
-        p_value = _chi2(ref_counts, cur_counts)
-    else:
-        test = "ks"
-        p_value = ks_p_value(ks, reference.values, current.values, n, m)
+    # KS for every numeric column: on a discrete one it is conservative (ties), and unlike a
+    # chi-square on the value bins it also sees values moved off the reference's support.
+    test: Literal["ks", "chi2"] = "ks"
+    p_value = ks_p_value(ks, reference.values, current.values, n, m)
     return ColumnDrift(
         kind="numeric",
         n=m,
