@@ -52,10 +52,15 @@ def _markov_arl(h: float, steps: np.ndarray[Any, Any], probs: np.ndarray[Any, An
 
     Few distinct steps (0/1 outcomes, small n) make (I - Q) a band matrix: a fine grid solved as a
     band; many (the normal llr of a large n) a coarser dense grid."""
-    cells = BAND_CELLS
+    # Cells small enough that the smallest step moves at least four of them (a step rounded to 0
+    # would make state 0 absorbing).
+    smallest = float(np.min(np.abs(steps[(np.abs(steps) > 1e-12) & (probs > 1e-15)]), initial=h))
+    cells = int(min(max(BAND_CELLS, math.ceil(4 * h / smallest)), 20_000))
     offsets = np.rint(steps / (h / cells)).astype(np.int64)
     lower, upper = max(0, -int(offsets.min())), max(0, int(offsets.max()))
     rows = np.arange(cells)
+    if upper == 0:
+        return math.inf  # no step up: never crosses
     if lower + upper < cells // 4:
         band = np.zeros((lower + upper + 1, cells))
         band[upper, :] = 1.0
@@ -65,7 +70,10 @@ def _markov_arl(h: float, steps: np.ndarray[Any, Any], probs: np.ndarray[Any, An
             band[upper + rows[inside] - target[inside], target[inside]] -= p
             to_zero = target <= 0
             band[upper + rows[to_zero], 0] -= p  # clipped at 0: state 0, within the lower band
-        return float(solve_banded((lower, upper), band, np.ones(cells))[0])
+        try:
+            return float(solve_banded((lower, upper), band, np.ones(cells))[0])
+        except np.linalg.LinAlgError:
+            return math.inf
     cells = CELLS
     offsets = np.rint(steps / (h / cells)).astype(np.int64)
     rows = np.arange(cells)
@@ -77,7 +85,10 @@ def _markov_arl(h: float, steps: np.ndarray[Any, Any], probs: np.ndarray[Any, An
         inside = (target > 0) & (target < cells)
         q[rows[inside], target[inside]] += p
         q[rows[target <= 0], 0] += p
-    return float(np.linalg.solve(np.eye(cells) - q, np.ones(cells))[0])
+    try:
+        return float(np.linalg.solve(np.eye(cells) - q, np.ones(cells))[0])
+    except np.linalg.LinAlgError:
+        return math.inf
 
 
 def _normal_steps(mean: float, sd: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -102,6 +113,8 @@ def binomial_threshold(p0: float, p1: float, n: int, arl: float) -> float:
     low, high = guess / 4, guess
     while _markov_arl(high, steps, probs) < arl:
         low, high = high, high * 2
+        if high > 1e4:
+            return high
     while _markov_arl(low, steps, probs) >= arl and low > 1e-3:
         high, low = low, low / 2
     while high - low > 0.005 * high:

@@ -114,7 +114,7 @@ def _detector(params: ChangeParams, saved: Mapping[str, Any] | None, binomial: b
     return None
 
 
-def _thin(points: list[Point], kept_ts: int, window_ms: int) -> tuple[list[Point], int]:
+def thin_to_windows(points: list[Point], kept_ts: int, window_ms: int) -> tuple[list[Point], int]:
     """The points at least a window after the last one kept (consecutive windows do not overlap)."""
     if window_ms <= 0:
         return points, points[-1].ts_ms if points else kept_ts
@@ -155,7 +155,7 @@ def evaluate(params: ChangeParams, ctx: RuleContext) -> Evaluation:
         if detector is None:
             detector = _new_detector(params, binomial)
         fresh = [p for p in series.points if p.ts_ms > last_ts]
-        used, kept_ts = _thin(fresh, kept_ts, params.window_ms)
+        used, kept_ts = thin_to_windows(fresh, kept_ts, params.window_ms)
         if isinstance(detector, BinomialCusum):
             found = examples.get(series.key.labels)
             joined = [(p, n_at(found, p.ts_ms, EXAMPLES_TOLERANCE_MS)) for p in used]
