@@ -43,7 +43,12 @@ def _off_or(value: float) -> float | None:
     show_default=True,
     help="also require a corrected KS / chi-square p-value below this; 0 judges by effect sizes alone",
 )
-@click.option("--correction", type=click.Choice(["holm", "bonferroni", "benjamini_hochberg", "none"]), default="holm")
+@click.option(
+    "--correction",
+    type=click.Choice(["holm", "bonferroni", "benjamini_hochberg", "none"]),
+    default="benjamini_hochberg",
+    show_default=True,
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def drift(
     reference: Path,

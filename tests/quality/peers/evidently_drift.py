@@ -40,7 +40,7 @@ def main(path: str) -> None:
             if (value < threshold) if is_p_value else (value >= threshold):
                 drifted.append(names.index(config["column"]))
         out[case] = sorted(drifted)
-    print(json.dumps(out))
+    sys.stdout.write(json.dumps(out) + "\n")
 
 
 if __name__ == "__main__":
