@@ -72,13 +72,17 @@ def test_no_drift_splits_flag_at_most_five_percent(evidently_flags: dict[str, li
 def test_real_shifts_are_caught_at_least_as_often_as_evidently(evidently_flags: dict[str, list[int]]) -> None:
     shifted = [c for c in cases() if c.kind != "noise"]
     assert len(shifted) >= 10
-    ours_total = theirs_total = 0
+    ours_total = theirs_total = ours_false = theirs_false = 0
     for case in shifted:
-        ours = mlmon_flags(case) & case.drifted
+        flagged = mlmon_flags(case)
+        ours = flagged & case.drifted
         theirs = set(evidently_flags[case.name]) & case.drifted
         assert len(ours) >= len(theirs), f"{case.name}: mlmon caught {sorted(ours)}, Evidently {sorted(theirs)}"
-        if case.kind == "shift":
-            assert not mlmon_flags(case) - case.drifted, f"{case.name}: an unshifted column was flagged"
         ours_total += len(ours)
         theirs_total += len(theirs)
+        ours_false += len(flagged - case.drifted)
+        theirs_false += len(set(evidently_flags[case.name]) - case.drifted)
     assert ours_total >= theirs_total > 0
+    # Benjamini-Hochberg bounds the share of false flags among the flags, not their number: the
+    # unshifted columns beside real shifts may be flagged, but no more often than Evidently does.
+    assert ours_false <= theirs_false
