@@ -367,8 +367,9 @@ def main() -> int:
         result = _peer_evidently(args.data) if args.peer == "evidently" else _peer_river(args.data)
         print(json.dumps(result))
         return 0
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
+    # Run as a script, bench/ comes first on the path and its alerts.py would shadow the package.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [str(REPO), *(p for p in sys.path if p and Path(p).resolve() != here)]
     python = args.bench_python if args.bench_python.exists() else None
     with tempfile.TemporaryDirectory(prefix="mlmon-bench-drift-") as tmp:
         if not args.skip_batch:
