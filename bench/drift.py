@@ -206,12 +206,12 @@ def _mlmon_streams(kind: str, streams: Any, change_at: int | None) -> tuple[list
         values = row.tolist()
         points += len(values)
         if kind == "gaussian":
-            params = ChangeParams(metric="m")
+            params = ChangeParams(metric="accuracy")
             detector = CusumDetector(params.shift, params.side_arl, params.warmup)
             changes = detector.run(values, list(range(len(values))))
             out.append([c.detected_ts for c in changes if c.direction == "down"])
             continue
-        params = ChangeParams(metric="m", examples_metric="m_examples")
+        params = ChangeParams(metric="accuracy", examples_metric="accuracy_examples")
         binomial = BinomialCusum(params.drop, params.side_arl, params.warmup_examples)
         if kind == "bernoulli":
             changes = binomial.run(values, [1.0] * len(values), list(range(len(values))))
