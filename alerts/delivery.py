@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.notify.base import Sender, SendResult
+from alerts.store import OutboxItem, OutboxStore
 from monitor.config.models import MlmonConfig
 from monitor.core.clock import Clock
-from monitor.store.alerts import OutboxItem, OutboxStore
 from monitor.store.store import Store
 
 log = logging.getLogger("mlmon.alerts.delivery")

@@ -24,10 +24,10 @@ from alerts.payloads import (
 )
 from alerts.routing import ALL_LABELS, Route, compile_routes, display_group_key, group_key, group_labels, routes_for
 from alerts.silences import FiringSource, inhibited_by, silenced_by
+from alerts.store import AlertStore, GroupStore, OutboxStore, SilenceStore
 from monitor.config.alerting import ReceiverConfig
 from monitor.config.models import MlmonConfig
 from monitor.core.clock import Clock
-from monitor.store.alerts import AlertStore, GroupStore, OutboxStore, SilenceStore
 from monitor.store.db import write_tx
 from monitor.store.store import Store
 

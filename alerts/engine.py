@@ -20,21 +20,21 @@ from alerts.compiled import CompiledRule, compile_rules, project_view
 from alerts.kinds.base import ProjectView, RuleContext, RuleKind, SeriesNeed
 from alerts.model import AlertInstance, AlertState, Condition, Verdict, fingerprint
 from alerts.state import new_instance, step, vanished
+from alerts.store import AlertStore
 from alerts.templates import render
 from monitor.config.models import MlmonConfig, ProjectConfig
 from monitor.core.clock import Clock
 from monitor.core.gc_pause import gc_paused
 from monitor.core.types import Event, SeriesKey, datetime_from_ms, ms_from_datetime
-from monitor.store.alerts import AlertStore
 from monitor.store.db import is_sqlite, write_tx
 from monitor.store.interface import SeriesPoints
+from monitor.store.provided import Provider
 from monitor.store.sources import SourceStatus
 from monitor.store.store import Store
 
 log = logging.getLogger("mlmon.alerts.engine")
 
-Extra = Callable[[Store, frozenset[str], datetime], Mapping[str, Any]]
-"""A data provider for rule kinds: (store, projects, now) -> {project: data}."""
+Extra = Provider
 
 CAUSE_WINDOW = timedelta(days=30)
 _CAUSE_BATCH_MIN = 8
@@ -148,7 +148,7 @@ class AlertEngine:
                 kind = rule.kind
                 rule_name = rule.name
                 evaluate, params = kind.evaluate, rule.params
-                uses_memory, extra_names = kind.uses_memory, kind.extras
+                uses_memory, extra_names = kind.uses_memory, [key.name for key in kind.extras]
                 tables: list[tuple[str, Mapping[str, list[SeriesPoints]]]] | None = None
                 for project in projects_of_rule:
                     pid = project.id
@@ -238,8 +238,8 @@ class AlertEngine:
     ) -> dict[str, Mapping[str, Any]]:
         wanted: dict[str, set[str]] = defaultdict(set)
         for rule, projects in plan:
-            for name in rule.kind.extras:
-                wanted[name].update(p.id for p in projects)
+            for key in rule.kind.extras:
+                wanted[key.name].update(p.id for p in projects)
         out: dict[str, Mapping[str, Any]] = {}
         for name, ids in wanted.items():
             provider = self.extras.get(name)

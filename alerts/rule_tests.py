@@ -25,7 +25,7 @@ run in the real engine on a throw-away store, evaluated every `evaluation_interv
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from alerts.engine import AlertEngine
+from alerts.engine import AlertEngine, Extra
 from alerts.kinds import REGISTRY
 from alerts.model import AlertState
 from alerts.notation import expand
@@ -44,7 +44,6 @@ from monitor.core.clock import FrozenClock
 from monitor.core.durations import format_duration
 from monitor.core.matchers import MatchOp, parse_selector
 from monitor.core.types import Sample, SeriesKey, labels_of, ms_from_datetime
-from monitor.providers import engine_extras
 from monitor.store import migrate
 from monitor.store.sources import RunRecord
 from monitor.store.store import Store
@@ -118,13 +117,18 @@ def load_test_file(path: Path) -> RuleTestFile:
         raise RuleTestError(f"{path}: {problems}") from None
 
 
-def run_file(path: Path, load_config: Callable[[Path], MlmonConfig]) -> list[CaseResult]:
+Extras = Callable[[Callable[[], MlmonConfig]], Mapping[str, Extra]]
+"""The data providers for a configuration (the service passes every family's: `monitor.providers`)."""
+
+
+def run_file(path: Path, load_config: Callable[[Path], MlmonConfig], extras: Extras) -> list[CaseResult]:
     spec = load_test_file(path)
     config = load_config((path.parent / spec.config).resolve())
-    return [_run_case(case, index, config, spec.evaluation_interval) for index, case in enumerate(spec.tests)]
+    every = spec.evaluation_interval
+    return [_run_case(case, index, config, every, extras) for index, case in enumerate(spec.tests)]
 
 
-def _run_case(case: RuleTestCase, index: int, config: MlmonConfig, every: timedelta) -> CaseResult:
+def _run_case(case: RuleTestCase, index: int, config: MlmonConfig, every: timedelta, extras: Extras) -> CaseResult:
     result = CaseResult(case.name or f"test {index}")
     start = datetime.fromtimestamp(case.start_timestamp, UTC)
     with tempfile.TemporaryDirectory(prefix="mlmon-rule-test-") as tmp:
@@ -138,7 +142,7 @@ def _run_case(case: RuleTestCase, index: int, config: MlmonConfig, every: timede
                 result.failures.append(str(exc))
                 return result
             clock = FrozenClock(start)
-            engine = AlertEngine(store, clock, REGISTRY, lambda: config, engine_extras(lambda: config))
+            engine = AlertEngine(store, clock, REGISTRY, lambda: config, extras(lambda: config))
             checks = sorted(case.alert_rule_test, key=lambda t: t.eval_time)
             end = max((t.eval_time for t in checks), default=timedelta(0))
             moment, pending_checks = timedelta(0), list(checks)

@@ -348,9 +348,7 @@ def run_streams(count: int, python: Path | None, workdir: Path) -> None:
         if len(rows) == 2:
             (_, d1, m1, f1, _), (_, d2, m2, f2, _) = rows
             ok = d1 is not None and (d2 is None or d1 <= d2) and f1 <= f2 and m1 <= m2
-            print(
-                f"    {'':<44} goal (delay <= ADWIN's, false alarms and misses <= its): {'met' if ok else 'NOT met'}"
-            )
+            print(f"    {'':<44} goal (delay <= ADWIN's, false alarms and misses <= its): {'met' if ok else 'NOT met'}")
 
 
 def main() -> int:

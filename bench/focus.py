@@ -107,9 +107,9 @@ def run_mlmon(path: Path, workdir: Path) -> dict[str, Any]:
 
     import monitor.config.models  # noqa: F401
     from collectors.base import CollectContext
-    from collectors.http import HttpFactory
     from collectors.spend.focus import FocusCollector
     from collectors.spend.focus_params import FocusParams
+    from monitor.http import HttpFactory
     from monitor.spend.series import ATTRIBUTED, BASIS
     from monitor.store import migrate
     from monitor.store.store import Store

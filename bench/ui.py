@@ -42,21 +42,21 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # tests.support / tests.spend helpers (real data writers, local servers)
+    sys.path.insert(0, str(REPO))  # tests.support / tests.monitor.spend helpers (real data writers, local servers)
 
 import httpx  # noqa: E402
 
 from bench.support import print_machine_speed  # noqa: E402
-from collectors.http import HttpFactory  # noqa: E402
-from monitor.auth.changes import Change  # noqa: E402
 from monitor.auth.model import Role  # noqa: E402
 from monitor.config.settings import Settings  # noqa: E402
 from monitor.core.clock import FrozenClock  # noqa: E402
 from monitor.core.types import Event, Sample, SeriesKey, ms_from_datetime  # noqa: E402
+from monitor.http import HttpFactory  # noqa: E402
 from monitor.runner import SourceRunner  # noqa: E402
 from monitor.runtime import Runtime  # noqa: E402
 from monitor.services import build_engine, prepare_database  # noqa: E402
 from monitor.stack.sync import tick  # noqa: E402
+from monitor.store.changes import Change  # noqa: E402
 
 OVERVIEW_GOAL_S = 0.3
 AUDIT_GOAL_S = 2.0
@@ -151,7 +151,7 @@ def version_events(n: int, start: datetime) -> list[Event]:
 
 
 def focus_file(tmp: Path, n: int, start: datetime, now: datetime) -> None:
-    from tests.spend.focus_data import Charge, write_focus
+    from tests.monitor.spend.focus_data import Charge, write_focus
 
     charges = []
     day = start.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -164,7 +164,7 @@ def focus_file(tmp: Path, n: int, start: datetime, now: datetime) -> None:
 
 @contextmanager
 def package_index() -> Iterator[str]:
-    from tests.stack.support import PackageIndex, torch_releases
+    from tests.monitor.stack.support import PackageIndex, torch_releases
     from tests.support.http_server import LocalHttpServer
 
     with LocalHttpServer() as server:
@@ -214,8 +214,8 @@ def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str]:
     began = time.perf_counter()
     evaluation = build_engine(runtime).evaluate()
     print(f"  alerts: one evaluation, {time.perf_counter() - began:.1f} s ({evaluation})"[:200], flush=True)
-    admin, _ = runtime.store.tokens.create("bench-admin", Role.ADMIN, (), "bench", now)
-    auditor, _ = runtime.store.tokens.create("bench-auditor", Role.AUDITOR, (), "bench", now)
+    admin, _ = runtime.tokens.create("bench-admin", Role.ADMIN, (), "bench", now)
+    auditor, _ = runtime.tokens.create("bench-auditor", Role.AUDITOR, (), "bench", now)
     profile_scorecard(runtime, now)
     runtime.store.close()
     return config, admin, auditor
@@ -223,7 +223,7 @@ def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str]:
 
 def profile_scorecard(runtime: Runtime, now: datetime) -> None:
     """The scorecard's reads in-process, per family: where the overview's time goes."""
-    from monitor.web import scorecard as sc
+    from monitor.views import scorecard as sc
 
     config, store = runtime.config, runtime.store
     projects = list(config.projects)

@@ -6,6 +6,7 @@ from typing import Any
 
 from collectors import http_json, push, quality, spend, stack
 from collectors.base import SourceKind
+from monitor.core.registry import by_name
 
 _KINDS: tuple[SourceKind[Any], ...] = (
     push.KIND,
@@ -14,4 +15,4 @@ _KINDS: tuple[SourceKind[Any], ...] = (
     *quality.KINDS,
     *spend.KINDS,
 )
-REGISTRY: dict[str, SourceKind[Any]] = {kind.name: kind for kind in _KINDS}
+REGISTRY: dict[str, SourceKind[Any]] = by_name(_KINDS, lambda kind: kind.name, "source kind")

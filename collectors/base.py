@@ -15,8 +15,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from collectors.http import HttpFactory
 from monitor.core.errors import SourceError, SourceUnavailable
+from monitor.http import HttpFactory
 from monitor.store.interface import EventReader, SeriesReader
 
 __all__ = [

@@ -1,7 +1,7 @@
 """`http_json`: GET a URL and pick values out of the JSON answer with JSONPath expressions.
 
     params:
-      url: http://eval.internal/churn/latest.json
+      url: http://eval.internal/churn/latest.json       # ${VAR} works here too: http://${MLMON_LISTEN}/...
       headers: {Authorization: "Bearer ${EVAL_TOKEN}"}   # ${VAR} comes from the environment
       metrics:
         - metric: accuracy
@@ -29,9 +29,9 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from collectors.access import HttpAccess
 from collectors.base import CollectContext, CollectResult, Params, Reading, SourceError, SourceKind
-from collectors.http import request_json, snippet
 from monitor.config.types import LabelSet, MetricName
 from monitor.core.naming import label_name_problem
+from monitor.http import request_json, snippet
 
 
 def _compile(expression: str) -> JSONPath:
@@ -106,11 +106,12 @@ class HttpJsonCollector:
 
     def collect(self, ctx: CollectContext) -> CollectResult:
         p = self.params
+        url = p.resolved_url(ctx.env)
         with p.client(ctx, base=False) as client:
-            document = request_json(client, p.method, p.url)
+            document = request_json(client, p.method, url)
         readings: list[Reading] = []
         for spec in p.metrics:
-            readings.extend(_readings(spec, document, p.url))
+            readings.extend(_readings(spec, document, url))
         return CollectResult(readings=readings)
 
 

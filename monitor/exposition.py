@@ -17,13 +17,13 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from alerts.store import AlertStore, OutboxStore
 from monitor.config.models import MlmonConfig
 from monitor.core.clock import Clock
 from monitor.core.naming import EXPORT_PREFIX
 from monitor.quality import metrics as quality_metrics
 from monitor.spend import metrics as spend_metrics
 from monitor.stack import metrics as stack_metrics
-from monitor.store.alerts import AlertStore, OutboxStore
 from monitor.store.store import Store
 
 log = logging.getLogger("mlmon.exposition")

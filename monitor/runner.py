@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from collectors.base import CollectContext, CollectResult, EventDraft, Reading
-from collectors.http import HttpFactory
 from monitor.core.clock import Clock
 from monitor.core.errors import SourceError
 from monitor.core.naming import labels_problem, metric_name_problem
 from monitor.core.types import Event, Sample, SeriesKey, labels_of, ms_from_datetime
+from monitor.http import HttpFactory
 from monitor.plans import SourcePlan
 from monitor.store.db import write_tx
 from monitor.store.sources import RunRecord

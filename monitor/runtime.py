@@ -21,7 +21,8 @@ from alerts.kinds import REGISTRY as RULE_KINDS
 from collectors import REGISTRY
 from collectors.base import SourceKind
 from collectors.checks import check_sources
-from monitor.auth.changes import Change
+from collectors.spend import checks as spend_checks
+from monitor.auth.tokens import TokenStore
 from monitor.config.diff import config_changes
 from monitor.config.loader import ExtraCheck, Overlay, load_config
 from monitor.config.models import MlmonConfig
@@ -33,8 +34,8 @@ from monitor.core.types import Event, SeriesKey, ms_from_datetime
 from monitor.exposition import StoreCollector, build_registry
 from monitor.plans import SourcePlan, build_plans
 from monitor.quality import checks as quality_checks
-from monitor.spend import checks as spend_checks
 from monitor.stack import checks as stack_checks
+from monitor.store.changes import Change
 from monitor.store.db import write_tx
 from monitor.store.overrides import OverrideStore
 from monitor.store.store import Store
@@ -73,6 +74,7 @@ class Runtime:
     metrics: CollectorRegistry
     config: MlmonConfig
     plans: list[SourcePlan]
+    tokens: TokenStore
     extra_checks: list[ExtraCheck] = field(default_factory=list)
     overrides: list[Override] = field(default_factory=list)
     reloaders: list[tuple[str, Reloader]] = field(default_factory=list)
@@ -105,6 +107,7 @@ class Runtime:
             metrics=registry,
             config=config,
             plans=build_plans(config, kinds),
+            tokens=TokenStore(store.engine),
             extra_checks=checks,
             overrides=overrides,
         )

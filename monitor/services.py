@@ -14,12 +14,12 @@ from alerts.loops import AlertLoops
 from alerts.notify.base import Sender
 from alerts.notify.email import send_email
 from alerts.notify.http import HttpSenders
-from collectors.http import HttpFactory
+from monitor import jobs as stack_jobs
+from monitor.http import HttpFactory
 from monitor.providers import engine_extras
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.scheduler import MaintenanceJob, Scheduler
-from monitor.stack import jobs as stack_jobs
 from monitor.store import migrate
 from monitor.store.retention import apply_retention
 

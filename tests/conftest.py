@@ -151,7 +151,7 @@ def token_headers(
     from monitor.auth.model import Role
 
     label = name or f"test-{role}-{'-'.join(projects) or 'all'}-{uuid.uuid4().hex[:6]}"
-    secret, _ = runtime.store.tokens.create(label, Role(role), projects, "tests", runtime.clock.now())
+    secret, _ = runtime.tokens.create(label, Role(role), projects, "tests", runtime.clock.now())
     return {"Authorization": f"Bearer {secret}"}
 
 

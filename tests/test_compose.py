@@ -207,7 +207,7 @@ def test_dockerfile_copies_what_pip_install_needs(dockerfile: list[tuple[str, st
     for source in sources:
         assert (REPO / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
         assert not _dockerignored(source, patterns), f".dockerignore excludes {source}, which the Dockerfile copies"
-    for cache in ("monitor/__pycache__", "monitor/cli.pyc", ".venv", "tests", "mlmon.db"):
+    for cache in ("monitor/__pycache__", "monitor/cli/__pycache__", ".venv", "tests", "mlmon.db"):
         assert _dockerignored(cache, patterns), f".dockerignore should keep {cache} out of the build context"
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))

@@ -6,6 +6,7 @@ from typing import Any
 
 from alerts.kinds import absent, quality, source_down, spend, stack, threshold
 from alerts.kinds.base import RuleKind
+from monitor.core.registry import by_name
 
 _KINDS: tuple[RuleKind[Any], ...] = (
     threshold.KIND,
@@ -15,4 +16,4 @@ _KINDS: tuple[RuleKind[Any], ...] = (
     *quality.KINDS,
     *spend.KINDS,
 )
-REGISTRY: dict[str, RuleKind[Any]] = {kind.name: kind for kind in _KINDS}
+REGISTRY: dict[str, RuleKind[Any]] = by_name(_KINDS, lambda kind: kind.name, "rule kind")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -19,6 +19,7 @@ from alerts.model import Verdict
 from monitor.core.matchers import Matcher, Selector, parse_matchers
 from monitor.core.naming import EXPORT_PREFIX, metric_name_problem
 from monitor.store.interface import Reduction, SeriesPoints
+from monitor.store.provided import DataKey
 from monitor.store.sources import SourceStatus
 
 
@@ -96,6 +97,9 @@ class ProjectView:
     sources: Sequence[str]
 
 
+T = TypeVar("T")
+
+
 @dataclass(slots=True)
 class RuleContext:
     """Everything one evaluation of one rule for one project may look at. Kinds only read it (not
@@ -107,6 +111,10 @@ class RuleContext:
     sources: Sequence[SourceStatus] = ()
     memory: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def data(self, key: DataKey[T]) -> T | None:
+        """This project's data from the provider registered under `key` (None when it has none)."""
+        return cast("T | None", self.extra.get(key.name))
 
 
 @dataclass(slots=True)
@@ -123,14 +131,15 @@ P = TypeVar("P", bound=KindParams)
 class RuleKind(Generic[P]):
     name: str
     params: type[P]
-    needs: Callable[[P], list[SeriesNeed]]
     evaluate: Callable[[P, RuleContext], Evaluation]
     summary: str
     """Default summary annotation (a template)."""
+    needs: Callable[[P], list[SeriesNeed]] = lambda _params: []
+    """The series the kind reads; none for kinds that read only sources or provided data."""
     uses_sources: bool = False
     uses_memory: bool = False
-    extras: tuple[str, ...] = ()
-    """Named data providers the kind reads through `RuleContext.extra`."""
+    extras: tuple[DataKey[Any], ...] = ()
+    """The provided data the kind reads through `RuleContext.data`."""
     template_vars: tuple[str, ...] = ()
     """Names the kind puts in `Verdict.details`, usable in annotation templates."""
     promql: Callable[[P, str], str | None] | None = None

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from alerts.store import OutboxItem
 from monitor.config.alerting import ReceiverConfig
-from monitor.store.alerts import OutboxItem
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from email.utils import formatdate, make_msgid
 import aiosmtplib
 
 from alerts.notify.base import SendResult
+from alerts.store import OutboxItem
 from monitor.config.alerting import ReceiverConfig
-from monitor.store.alerts import OutboxItem
 
 
 def build_message(item: OutboxItem, sender: str) -> EmailMessage:

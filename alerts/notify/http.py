@@ -7,10 +7,10 @@ from collections.abc import Mapping
 import httpx
 
 from alerts.notify.base import SendResult, post_json
-from collectors.http import USER_AGENT, expand_env
+from alerts.store import OutboxItem
 from monitor.config.alerting import ReceiverConfig
 from monitor.core.errors import SourceError
-from monitor.store.alerts import OutboxItem
+from monitor.http import USER_AGENT, expand_env
 
 
 class HttpSenders:

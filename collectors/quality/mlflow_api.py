@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from collectors.base import SourceError, SourceUnavailable
-from collectors.http import send, snippet
+from monitor.http import send, snippet
 
 PREFIX = "/api/2.0/mlflow"
 HISTORY_PAGE = 25_000

@@ -37,9 +37,9 @@ from collectors.base import (
     SourceKind,
     SourceUnavailable,
 )
-from collectors.http import parse_json, send, snippet
 from monitor.config.types import Duration, LabelSet, MetricName
 from monitor.core.naming import RESERVED_LABELS, label_name_problem
+from monitor.http import parse_json, send, snippet
 
 DROPPED = frozenset({"__name__"}) | RESERVED_LABELS
 MAX_POINTS = 11_000  # Prometheus refuses a range query with more points per series

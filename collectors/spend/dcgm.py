@@ -55,12 +55,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from collectors.base import CollectContext, CollectResult, Params, SourceError, SourceKind
-from collectors.http import request_json, snippet
 from collectors.spend.daily import DailyTotals, withdrawn
 from collectors.spend.endpoint import DayWindow, EndpointParams, day_checkpoint, days_to_fetch
 from monitor.config.types import Duration
 from monitor.core.matchers import parse_matchers
 from monitor.core.naming import label_name_problem
+from monitor.http import request_json, snippet
 from monitor.spend.series import RESERVED_ATTRIBUTIONS, UNATTRIBUTED, Basis, Scope, zone
 
 METRICS = {"DCGM_FI_PROF_GR_ENGINE_ACTIVE": 1.0, "DCGM_FI_DEV_GPU_UTIL": 100.0}

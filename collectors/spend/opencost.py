@@ -30,9 +30,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from collectors.base import CollectContext, CollectResult, SourceError, SourceKind
-from collectors.http import request_json, snippet
 from collectors.spend.daily import DailyTotals, withdrawn
 from collectors.spend.endpoint import DayWindow, EndpointParams, day_checkpoint, days_to_fetch
+from monitor.http import request_json, snippet
 from monitor.spend.series import IDLE, RESERVED_ATTRIBUTIONS, UNATTRIBUTED, Basis, Scope, zone
 
 

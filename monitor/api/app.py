@@ -6,16 +6,16 @@ from fastapi import FastAPI
 
 from monitor import __version__
 from monitor.api import errors
+from monitor.api.auth import permit
 from monitor.api.middleware import RequestMetrics
 from monitor.api.routes import admin, alerts, events, health, projects, samples, series, settings
-from monitor.auth import api as auth_api
-from monitor.auth.deps import permit
+from monitor.api.routes import auth as auth_api
+from monitor.api.routes import quality as quality_api
+from monitor.api.routes import reports as reports_api
+from monitor.api.routes import spend as spend_api
+from monitor.api.routes import stack as stack_api
 from monitor.auth.model import Permission
-from monitor.quality import api as quality_api
-from monitor.reports import api as reports_api
 from monitor.runtime import Runtime
-from monitor.spend import api as spend_api
-from monitor.stack import api as stack_api
 from monitor.web import routes as web_routes
 
 DESCRIPTION = """

@@ -7,7 +7,7 @@
      ├── NotFound             an unknown project, series, alert, silence ...
      ├── SourceError          a source failed; the message is the source's own reason
      │    └── SourceUnavailable   the source could not be reached (connection, timeout, 5xx)
-     └── StoreError           the store refused an operation
+     └── StackError           an inventory, advisory or ignore file cannot be read (monitor.stack)
 
 Adapters translate foreign exceptions (httpx, SQLAlchemy, pydantic) into these at the boundary;
 the web layer maps them to HTTP answers in one place.
@@ -71,5 +71,5 @@ class SourceUnavailable(SourceError):
     """The source could not be reached."""
 
 
-class StoreError(MlmonError):
-    """The store refused an operation."""
+class StackError(MlmonError):
+    """A file of the stack family (inventory, advisory record or export, ignore file) cannot be read."""

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from alerts.engine import Extra
+from monitor.store.provided import Provider
 
-PROVIDERS: dict[str, Extra] = {}
+PROVIDERS: dict[str, Provider] = {}

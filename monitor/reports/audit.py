@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.auth.changes import Change
-from monitor.reports.audit_inputs import AuditInputs, FindingRecord, InstalledPackage, ProjectInfo, SourceEvidence
+from monitor.reports.audit_inputs import AuditInputs, ProjectInfo
 from monitor.reports.finding_status import STATUSES, VulnerabilityPart, compliance, finding_doc, iso, iso_text
 from monitor.reports.replay import finding_at
+from monitor.stack.evidence import FindingRecord, InstalledPackage, SourceEvidence
 from monitor.stack.inventory.torch_build import from_label
+from monitor.store.changes import Change
 
 SCHEMA_VERSION = 1
 

@@ -14,8 +14,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from monitor.auth.changes import Change
 from monitor.reports.audit_inputs import ProjectInfo
+from monitor.store.changes import Change
 
 DIRECTORY_ACTIONS = ("project.change", "project.create", "project.delete")
 

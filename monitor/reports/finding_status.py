@@ -16,8 +16,8 @@ from functools import lru_cache
 from typing import Any
 
 from monitor.reports.advisories_then import AdvisoryThen, GroupKey
-from monitor.reports.audit_inputs import FindingRecord
 from monitor.reports.replay import FindingAt, IgnoreSpan, covered, finding_at
+from monitor.stack.evidence import FindingRecord
 
 STATUSES = ("open", "overdue", "fixed", "ignored")
 SLA_OUTCOMES = ("met", "missed", "within", "overdue", "excepted", "none")

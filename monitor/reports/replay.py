@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
-from monitor.reports.audit_inputs import FindingEvent, FindingRecord
+from monitor.stack.evidence import FindingEvent, FindingRecord
 
 _REPLAYED = ("vuln_id", "versions", "state", "severity", "fixed_in", "variant")
 

@@ -18,16 +18,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from alerts.engine import Extra
 from monitor.config.models import MlmonConfig
 from monitor.spend.ledger import SourceDays, SourceState, read_days, source_states
 from monitor.spend.report import ProjectSpend, days_needed, load, span
 from monitor.spend.sources import spend_sources
+from monitor.store.provided import DataKey, Provider
 from monitor.store.store import Store
 
-SPEND = "spend"
+SPEND: DataKey[ProjectSpend] = DataKey("spend")
 
-PROVIDERS: dict[str, Extra] = {}
+PROVIDERS: dict[str, Provider] = {}
 """Providers that need nothing but the store: none (see `bind`)."""
 
 
@@ -72,6 +72,6 @@ class SpendProvider:
         return load(store, config, wanted, now, days_back, states, preloaded=merged)
 
 
-def bind(config: Callable[[], MlmonConfig]) -> dict[str, Extra]:
+def bind(config: Callable[[], MlmonConfig]) -> dict[str, Provider]:
     """The spend family's providers for the configuration `config()` returns."""
-    return {SPEND: SpendProvider(config)}
+    return {SPEND.name: SpendProvider(config)}

@@ -3,10 +3,12 @@
 stack:
   advisories:
     url: https://api.osv.dev        # the live OSV API (querybatch + vulns), or
-    path: /srv/osv/PyPI/all.zip     # an offline OSV database (directory of JSON or all.zip)
+    path: /srv/osv/PyPI/all.zip     # an offline OSV database (directory of JSON or all.zip),
+                                    # or `builtin`: the torch-family snapshot shipped with mlmon
     refresh: 6h
   index:
     url: null                       # default: the index pip is configured to use
+    path: null                      # or release histories from a snapshot file (`builtin`)
     packages: [torch]               # release histories for staleness
     refresh: 6h
   sla: {critical: 7d, high: 30d, medium: 90d, low: 180d}
@@ -26,6 +28,7 @@ from pydantic import Field, field_validator, model_validator
 
 from monitor.config.base import StrictModel
 from monitor.config.types import Duration, ProjectId
+from monitor.stack.sla import Sla
 from monitor.stack.versions import canonical_name
 
 DEFAULT_OSV_URL = "https://api.osv.dev"
@@ -53,29 +56,15 @@ class IgnoreConfig(StrictModel):
         return [canonical_name(v) for v in value]
 
 
-class SlaConfig(StrictModel):
-    """How long a fix may stay unapplied, per severity, once it is available."""
-
-    critical: Duration = timedelta(days=7)
-    high: Duration = timedelta(days=30)
-    medium: Duration = timedelta(days=90)
-    low: Duration = timedelta(days=180)
-    unknown: Duration | None = Field(default=None, description="findings without a severity (default: no SLA)")
-
-    def for_rating(self, rating: str) -> timedelta | None:
-        if rating in ("critical", "high", "medium", "low"):
-            value: timedelta = getattr(self, rating)
-            return value
-        if rating == "none":
-            return None
-        return self.unknown
-
-
 class AdvisoriesConfig(StrictModel):
     url: str | None = Field(
         default=None, description=f"OSV API base URL (default {DEFAULT_OSV_URL} unless path is set)"
     )
-    path: str | None = Field(default=None, description="offline OSV database: a directory of JSON files or all.zip")
+    path: str | None = Field(
+        default=None,
+        description="offline OSV database: a directory of JSON files, all.zip, a snapshot file, "
+        "or `builtin` (the torch-family snapshot shipped with mlmon)",
+    )
     refresh: Duration = timedelta(hours=6)
     timeout: Duration = timedelta(seconds=120)
 
@@ -102,6 +91,9 @@ class AdvisoriesConfig(StrictModel):
 class IndexConfig(StrictModel):
     enabled: bool = True
     url: str | None = Field(default=None, description="default: PIP_INDEX_URL, then pip config, then pip's default")
+    path: str | None = Field(
+        default=None, description="release histories from a snapshot file instead (`builtin`: the one shipped)"
+    )
     packages: list[str] = Field(default_factory=lambda: ["torch"], description="packages whose staleness is tracked")
     refresh: Duration = timedelta(hours=6)
     timeout: Duration = timedelta(seconds=60)
@@ -110,6 +102,12 @@ class IndexConfig(StrictModel):
     @classmethod
     def _packages(cls, value: list[str]) -> list[str]:
         return [canonical_name(v) for v in value]
+
+    @model_validator(mode="after")
+    def _one_index(self) -> IndexConfig:
+        if self.url and self.path:
+            raise ValueError("set either index.url (a package index) or index.path (a snapshot file), not both")
+        return self
 
 
 class ProjectStackConfig(StrictModel):
@@ -130,6 +128,6 @@ class StackConfig(StrictModel):
 
     advisories: AdvisoriesConfig = Field(default_factory=AdvisoriesConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
-    sla: SlaConfig = Field(default_factory=SlaConfig)
+    sla: Sla = Field(default_factory=Sla)
     ignores: list[IgnoreConfig] = Field(default_factory=list)
     sync_interval: Duration = Field(default=timedelta(seconds=60), description="how often findings are reconciled")

@@ -19,11 +19,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
+from monitor.core.errors import StackError
 from monitor.stack.config import IgnoreConfig
 from monitor.stack.findings import IgnoreRule
 
 
-class IgnoreFileError(Exception):
+class IgnoreFileError(StackError):
     pass
 
 

@@ -24,20 +24,15 @@ def families(store: Store, config: MlmonConfig) -> Iterable[Metric]:
     )
     overdue = GaugeMetricFamily(
         "mlmon_stack_overdue_findings",
-        "Open, not ignored findings whose fix has been available longer than stack.sla allows",
+        "Open, not ignored affected findings whose fix has been available longer than stack.sla allows",
         labels=["project", "severity"],
     )
     counts: Counter[tuple[str, str, str, str, str]] = Counter()
     late: Counter[tuple[str, str]] = Counter()
     for row in stack.open_findings():
         counts[(row.project, row.package, row.severity, row.state, "true" if row.ignored else "false")] += 1
-        sla = config.stack.sla.for_rating(row.severity)
-        if (
-            not row.ignored
-            and row.fix_available_at is not None
-            and sla is not None
-            and now > row.fix_available_at + sla
-        ):
+        due = config.stack.sla.due_at(row.severity, row.state, row.fix_available_at)
+        if not row.ignored and due is not None and now > due:
             late[(row.project, row.severity)] += 1
     for labels, count in sorted(counts.items()):
         findings.add_metric(list(labels), float(count))

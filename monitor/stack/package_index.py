@@ -27,8 +27,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from collectors.http import parse_json, send, snippet
 from monitor.core.errors import SourceError, SourceUnavailable
+from monitor.http import parse_json, send, snippet
 from monitor.stack.advisories.model import AdvisoryError, parse_time
 from monitor.stack.releases import Release, ReleaseHistory
 

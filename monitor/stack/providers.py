@@ -11,15 +11,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from alerts.engine import Extra
-from monitor.stack.view import project_views
+from monitor.stack.view import ProjectStack, project_views
+from monitor.store.provided import DataKey, Provider
 from monitor.store.store import Store
 
-PROVIDER = "stack"
+STACK: DataKey[ProjectStack] = DataKey("stack")
 
 
 def stack_provider(store: Store, projects: frozenset[str], now: datetime) -> Mapping[str, Any]:
     return project_views(store.engine, projects)
 
 
-PROVIDERS: dict[str, Extra] = {PROVIDER: stack_provider}
+PROVIDERS: dict[str, Provider] = {STACK.name: stack_provider}

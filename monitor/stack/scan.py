@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from collectors.http import HttpFactory
 from monitor.core.errors import SourceError
+from monitor.http import HttpFactory
 from monitor.stack.advisories.index import AdvisoryIndex
 from monitor.stack.advisories.model import Advisory
 from monitor.stack.advisories.offline import Rejected, load_offline, parse_records

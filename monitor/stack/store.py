@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 
 from monitor.stack.advisories.model import Advisory
 from monitor.stack.advisories.offline import Rejected
+from monitor.stack.reconcile import FindingsDiff, Opened, event_row
 from monitor.stack.releases import ReleaseHistory
 from monitor.stack.tables import (
     stack_advisories,
@@ -28,6 +29,7 @@ from monitor.stack.tables import (
     stack_releases,
 )
 from monitor.store.db import write_tx
+from monitor.store.schema import source_state
 
 MAX_STORED_ERRORS = 1000
 
@@ -520,6 +522,57 @@ class StackStore:
 
     def update_finding(self, conn: Connection, finding_id: int, values: Mapping[str, Any]) -> None:
         conn.execute(update(stack_findings).where(stack_findings.c.id == finding_id).values(**values))
+
+    def last_successes(self, kinds: Iterable[str]) -> dict[tuple[str, str], datetime | None]:
+        """When each (project, source) of these kinds last ran well."""
+        query = select(source_state.c.project, source_state.c.source, source_state.c.last_success_at).where(
+            source_state.c.kind.in_(list(kinds))
+        )
+        with self.engine.connect() as conn:
+            return {(r.project, r.source): r.last_success_at for r in conn.execute(query)}
+
+    def checkpoint(self, project: str, source: str) -> Any:
+        """The source's checkpoint: the newest inventory its run wrote."""
+        query = select(source_state.c.checkpoint).where(
+            source_state.c.project == project, source_state.c.source == source
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def installed_packages(self) -> set[str]:
+        """Every package some project has installed now."""
+        query = select(stack_packages.c.package).where(stack_packages.c.removed_at.is_(None)).distinct()
+        with self.engine.connect() as conn:
+            return {r.package for r in conn.execute(query)}
+
+    def current_advisories_modified(self) -> dict[str, datetime | None]:
+        """Each advisory ID of the current revision and when its record was last modified."""
+        query = select(stack_advisories.c.id, stack_advisories.c.modified).where(
+            stack_advisories.c.replaced_revision.is_(None)
+        )
+        with self.engine.connect() as conn:
+            return {r.id: r.modified for r in conn.execute(query)}
+
+    def write_diff(self, conn: Connection, project: str, diff: FindingsDiff, at: datetime) -> None:
+        """Apply one project's reconciliation: new rows (exposed since their versions were installed),
+        updates, resolutions and their events, in the diff's order."""
+        events: list[dict[str, Any]] = []
+        for step in diff.matched:
+            if isinstance(step, Opened):
+                exposed = self.installed_since(conn, project, step.finding.package, step.finding.versions) or at
+                finding_id = self.insert_finding(conn, {**step.values, "exposed_since": exposed})
+            else:
+                finding_id = step.row_id
+                self.update_finding(conn, finding_id, step.values)
+            events.extend(event_row(finding_id, project, e) for e in step.events)
+        for gone in diff.resolved:
+            self.update_finding(
+                conn,
+                gone.row_id,
+                {"resolved_at": gone.event.at, "resolution": gone.resolution, "last_seen_at": gone.event.at},
+            )
+            events.append(event_row(gone.row_id, project, gone.event))
+        self.add_events(conn, events)
 
     def add_events(self, conn: Connection, events: Sequence[Mapping[str, Any]]) -> None:
         if events:

@@ -22,24 +22,27 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
-from collectors.http import HttpFactory
 from monitor.config.models import MlmonConfig
 from monitor.core.errors import SourceError
+from monitor.http import HttpFactory
+from monitor.stack.advisories.feed import AdvisoryFeed, Holdings
 from monitor.stack.advisories.index import AdvisoryIndex
 from monitor.stack.advisories.model import AdvisoryError, parse_advisory
-from monitor.stack.advisories.offline import OfflineSourceError, Rejected, load_offline, parse_records
-from monitor.stack.advisories.osv_api import fetch_records, list_records
-from monitor.stack.findings import Finding, IgnoreRule, expired, find, variant
+from monitor.stack.advisories.offline import OfflineFeed, OfflineSourceError, SnapshotFeed, load_offline
+from monitor.stack.advisories.osv_api import OsvApiFeed
+from monitor.stack.advisories.snapshot import BUILTIN as BUILTIN_ADVISORIES
+from monitor.stack.advisories.snapshot import SnapshotError, read_snapshot
+from monitor.stack.advisories.snapshot import resolve as resolve_advisories
+from monitor.stack.findings import IgnoreRule, find
+from monitor.stack.index_snapshot import IndexSnapshotError, read_index_snapshot
+from monitor.stack.index_snapshot import describe as describe_index
 from monitor.stack.inventory.changes import from_checkpoint
 from monitor.stack.inventory.model import Inventory, merge
 from monitor.stack.package_index import configured_index, fetch_history
+from monitor.stack.reconcile import diff_findings, summary
 from monitor.stack.releases import ReleaseHistory, staleness
 from monitor.stack.store import ImportResult, StackStore
-from monitor.stack.tables import stack_advisories, stack_packages
 from monitor.store.db import write_tx
-from monitor.store.schema import source_state
 from monitor.store.store import Store
 
 log = logging.getLogger("mlmon.stack.sync")
@@ -155,15 +158,7 @@ def ingest(store: Store, config: MlmonConfig, now: datetime, projects: Iterable[
         wanted = {p: s for p, s in wanted.items() if p in only}
     report = IngestReport()
     stored = {(r.project, r.source): r for r in stack.inventory_rows()}
-    with store.engine.connect() as conn:
-        states = {
-            (r.project, r.source): r.last_success_at
-            for r in conn.execute(
-                select(source_state.c.project, source_state.c.source, source_state.c.last_success_at).where(
-                    source_state.c.kind.in_(STACK_KINDS)
-                )
-            )
-        }
+    states = stack.last_successes(STACK_KINDS)
     for project, sources in wanted.items():
         for source in sources:
             success = states.get((project, source))
@@ -188,11 +183,7 @@ def ingest(store: Store, config: MlmonConfig, now: datetime, projects: Iterable[
 
 
 def _ingest_one(store: Store, stack: StackStore, project: str, source: str) -> None:
-    with store.engine.connect() as conn:
-        checkpoint = conn.execute(
-            select(source_state.c.checkpoint).where(source_state.c.project == project, source_state.c.source == source)
-        ).scalar()
-    found = from_checkpoint(checkpoint)
+    found = from_checkpoint(stack.checkpoint(project, source))
     if found is None:
         return
     inventory, collected_at = found
@@ -223,16 +214,6 @@ def _due(stack: StackStore, name: str, every: timedelta, now: datetime, force: b
     return now - status.last_attempt_at >= every
 
 
-def installed_packages(store: Store) -> set[str]:
-    with store.engine.connect() as conn:
-        return {
-            r.package
-            for r in conn.execute(
-                select(stack_packages.c.package).where(stack_packages.c.removed_at.is_(None)).distinct()
-            )
-        }
-
-
 def import_offline(
     store: Store, path: str, now: datetime, *, feed: str = "import", progress: Progress | None = None
 ) -> ImportResult:
@@ -256,51 +237,51 @@ def refresh_advisories(
     stack = StackStore(store.engine)
     if not _due(stack, ADVISORY_FEED, cfg.refresh, now, force):
         return FeedOutcome(ADVISORY_FEED, False)
-    location = cfg.path or cfg.api_url or ""
-    kind = "offline" if cfg.path else "osv-api"
+    feed = advisory_feed(config, http)
     try:
-        if cfg.path:
-            result = import_offline(store, cfg.path, now, feed=ADVISORY_FEED, progress=progress)
-        else:
-            result = _refresh_from_api(
-                store, stack, location, http.with_timeout(cfg.timeout.total_seconds()), now, progress
-            )
+        holdings = Holdings(stack.current_advisories_modified(), stack.installed_packages())
+        loaded = feed.fetch(holdings, progress)
+        result = stack.import_advisories(
+            loaded.advisories, feed=ADVISORY_FEED, source=feed.location, now=now, rejected=loaded.rejected
+        )
     except (SourceError, OfflineSourceError, OSError) as exc:
-        stack.record_feed(ADVISORY_FEED, kind=kind, location=location, now=now, error=str(exc))
-        log.warning("advisory refresh from %s failed; keeping the stored data: %s", location, exc)
+        stack.record_feed(ADVISORY_FEED, kind=feed.kind, location=feed.location, now=now, error=str(exc))
+        log.warning("advisory refresh from %s failed; keeping the stored data: %s", feed.location, exc)
         return FeedOutcome(ADVISORY_FEED, True, str(exc))
-    detail = {
+    detail: dict[str, Any] = {
         "revision": result.revision,
         "added": result.added,
         "changed": result.changed,
         "unchanged": result.unchanged,
         "rejected": result.rejected,
     }
+    if cfg.path:
+        as_of = _data_as_of(cfg.path)
+        if as_of:
+            detail["as_of"] = as_of
     counts = stack.advisory_counts()
-    stack.record_feed(ADVISORY_FEED, kind=kind, location=location, now=now, records=counts["records"], detail=detail)
+    stack.record_feed(
+        ADVISORY_FEED, kind=feed.kind, location=feed.location, now=now, records=counts["records"], detail=detail
+    )
     return FeedOutcome(ADVISORY_FEED, True, None, detail)
 
 
-def _refresh_from_api(
-    store: Store, stack: StackStore, url: str, http: HttpFactory, now: datetime, progress: Progress | None
-) -> ImportResult:
-    packages = installed_packages(store)
-    with stack.engine.connect() as conn:
-        known = {
-            r.id: r.modified
-            for r in conn.execute(
-                select(stack_advisories.c.id, stack_advisories.c.modified).where(
-                    stack_advisories.c.replaced_revision.is_(None)
-                )
-            )
-        }
-    with http.client(base_url=url) as client:
-        listing = list_records(client, packages)
-        wanted = [i for i, modified in listing.ids.items() if i not in known or modified is None or modified > known[i]]
-        docs, refused = fetch_records(client, wanted, progress)
-    parsed = parse_records(docs)
-    rejected = [*parsed.rejected, *(Rejected(where, why) for where, why in refused)]
-    return stack.import_advisories(parsed.advisories, feed=ADVISORY_FEED, source=url, now=now, rejected=rejected)
+def _data_as_of(path: str) -> str | None:
+    """When an offline database is a snapshot, the date its data is as of."""
+    try:
+        return read_snapshot(resolve_advisories(path)).as_of or None
+    except SnapshotError:
+        return None
+
+
+def advisory_feed(config: MlmonConfig, http: HttpFactory) -> AdvisoryFeed:
+    """The configured feed: an offline export when `path` is set, else OSV's API."""
+    cfg = config.stack.advisories
+    if cfg.path == BUILTIN_ADVISORIES:
+        return SnapshotFeed()
+    if cfg.path:
+        return OfflineFeed(cfg.path)
+    return OsvApiFeed(cfg.api_url or "", http.with_timeout(cfg.timeout.total_seconds()))
 
 
 def tracked_packages(store: Store, config: MlmonConfig) -> list[str]:
@@ -323,6 +304,8 @@ def refresh_releases(
     due = [p for p in tracked_packages(store, config) if _due(stack, f"index:{p}", cfg.refresh, now, force)]
     if not due:
         return []
+    if cfg.path:
+        return _releases_from_snapshot(stack, cfg.path, due, now)
     outcomes: list[FeedOutcome] = []
     try:
         choice = configured_index(env, cfg.url)
@@ -350,6 +333,32 @@ def refresh_releases(
                 detail={"index": choice.url, "index_origin": choice.origin},
             )
             outcomes.append(FeedOutcome(name, True, None, {"releases": len(history.releases)}))
+    return outcomes
+
+
+def _releases_from_snapshot(stack: StackStore, path: str, due: list[str], now: datetime) -> list[FeedOutcome]:
+    location = describe_index(path)
+    try:
+        snapshot = read_index_snapshot(path)
+    except IndexSnapshotError as exc:
+        for package in due:
+            stack.record_feed(f"index:{package}", kind="snapshot", location=location, now=now, error=str(exc))
+        return [FeedOutcome(f"index:{p}", True, str(exc)) for p in due]
+    outcomes: list[FeedOutcome] = []
+    for package in due:
+        name = f"index:{package}"
+        try:
+            history = snapshot.history(package, now)
+        except IndexSnapshotError as exc:
+            stack.record_feed(name, kind="snapshot", location=location, now=now, error=str(exc))
+            outcomes.append(FeedOutcome(name, True, str(exc)))
+            continue
+        stack.put_history(history, now)
+        detail = {"as_of": snapshot.as_of, "built_from": snapshot.built_from}
+        stack.record_feed(
+            name, kind="snapshot", location=location, now=now, records=len(history.releases), detail=detail
+        )
+        outcomes.append(FeedOutcome(name, True, None, {"releases": len(history.releases)}))
     return outcomes
 
 
@@ -427,27 +436,6 @@ def reconcile(
     return report
 
 
-def _finding_values(f: Finding, inventory: Inventory) -> dict[str, Any]:
-    return {
-        "package": f.package,
-        "vuln_id": f.key,
-        "ids": list(f.ids),
-        "versions": list(f.versions),
-        "variant": variant(inventory, f.package),
-        "state": f.state,
-        "severity": f.rating,
-        "score": f.score,
-        "summary": f.summary[:4000],
-        "fixed_in": f.fixed_in,
-        "fix_available_at": f.fix_available_at,
-        "published": f.published,
-        "detail": f.to_doc(inventory),
-    }
-
-
-_TRACKED_FIELDS = ("vuln_id", "versions", "state", "severity", "fixed_in", "variant")
-
-
 def _reconcile_project(
     store: Store,
     stack: StackStore,
@@ -469,168 +457,42 @@ def _reconcile_project(
     # Changes caused by a new inventory date from when it was read; the rest from now.
     at = newest if newest is not None and (previous is None or newest > previous.reconciled_at) else now
     at = min(at, now)
-    counts = {"opened": 0, "resolved": 0, "changed": 0}
-    events: list[dict[str, Any]] = []
+    project_values = {
+        "reconciled_at": now,
+        "digest": digest,
+        "advisory_revision": index.revision,
+        "staleness": _staleness(merged, tracked, histories),
+        "summary": {
+            **summary(findings, ignores, now),
+            "tracked": {p: list(merged.versions(p)) for p in sorted(tracked) if merged and merged.versions(p)},
+        },
+    }
     with write_tx(store.engine) as conn:
-        open_rows = stack.open_findings(conn, [project])
-        unmatched = {r.id: r for r in open_rows}
-        for finding in findings:
-            row = _matching_row(unmatched.values(), finding)
-            assert merged is not None  # findings come from an inventory
-            values = _finding_values(finding, merged)
-            if row is None:
-                exposed = stack.installed_since(conn, project, finding.package, finding.versions) or at
-                finding_id = stack.insert_finding(
-                    conn,
-                    {
-                        **values,
-                        "project": project,
-                        "first_seen_at": at,
-                        "last_seen_at": now,
-                        "exposed_since": exposed,
-                        "ignored": finding.ignore is not None,
-                        "ignore_reason": finding.ignore.reason if finding.ignore else None,
-                        "ignore_expires": finding.ignore.expires if finding.ignore else None,
-                        "ignored_at": at if finding.ignore else None,
-                        "advisory_revision": index.revision,
-                    },
-                )
-                counts["opened"] += 1
-                events.append(
-                    _event(
-                        finding_id,
-                        project,
-                        at,
-                        "opened",
-                        {
-                            "versions": list(finding.versions),
-                            "severity": finding.rating,
-                            "state": finding.state,
-                            "fixed_in": finding.fixed_in,
-                            "ids": list(finding.ids),
-                            "advisory_revision": index.revision,
-                        },
-                    )
-                )
-                if finding.ignore is not None:
-                    events.append(_event(finding_id, project, at, "ignored", finding.ignore.to_doc()))
-                continue
-            del unmatched[row.id]
-            update: dict[str, Any] = {"last_seen_at": now}
-            changes = {k: [getattr(row, k), values[k]] for k in _TRACKED_FIELDS if getattr(row, k) != values[k]}
-            if changes or row.detail != values["detail"]:
-                update.update(values)
-            if changes:
-                counts["changed"] += 1
-                events.append(_event(row.id, project, at, "changed", {**changes, "advisory_revision": index.revision}))
-            ignore = finding.ignore
-            if ignore is not None and (
-                not row.ignored or row.ignore_reason != ignore.reason or row.ignore_expires != ignore.expires
-            ):
-                update.update(ignored=True, ignore_reason=ignore.reason, ignore_expires=ignore.expires, ignored_at=now)
-                events.append(_event(row.id, project, now, "ignored", ignore.to_doc()))
-            elif ignore is None and row.ignored:
-                lapsed = row.ignore_expires is not None and row.ignore_expires < now.date()
-                update.update(ignored=False, ignored_at=None)
-                events.append(
-                    _event(
-                        row.id,
-                        project,
-                        now,
-                        "unignored",
-                        {
-                            "reason": "expired" if lapsed else "removed from the configuration",
-                            "was": {"reason": row.ignore_reason, "expires": str(row.ignore_expires)},
-                        },
-                    )
-                )
-            stack.update_finding(conn, row.id, update)
-        for row in unmatched.values():
-            resolution = _resolution(row, merged, index)
-            stack.update_finding(conn, row.id, {"resolved_at": at, "resolution": resolution, "last_seen_at": at})
-            events.append(
-                _event(
-                    row.id,
-                    project,
-                    at,
-                    "resolved",
-                    {"resolution": resolution, "installed": _installed(merged, row.package)},
-                )
-            )
-            counts["resolved"] += 1
-        stack.add_events(conn, events)
-        stale = []
-        if merged is not None:
-            for package in sorted(tracked):
-                history = histories.get(package)
-                for version in merged.versions(package) if history else ():
-                    found = staleness(history, version) if history else None
-                    if found is not None:
-                        stale.append(found.to_doc())
-        summary = _summary(findings, ignores, now)
-        summary["tracked"] = {p: list(merged.versions(p)) for p in sorted(tracked) if merged and merged.versions(p)}
-        stack.put_project(
-            conn,
-            project,
-            {
-                "reconciled_at": now,
-                "digest": digest,
-                "advisory_revision": index.revision,
-                "staleness": stale,
-                "summary": summary,
-            },
+        diff = diff_findings(
+            stack.open_findings(conn, [project]),
+            findings,
+            merged,
+            project=project,
+            revision=index.revision,
+            at=at,
+            now=now,
         )
-    return counts
+        stack.write_diff(conn, project, diff, at)
+        stack.put_project(conn, project, project_values)
+    return {"opened": len(diff.opened), "resolved": len(diff.resolved), "changed": diff.changed}
 
 
-def _event(finding_id: int, project: str, at: datetime, kind: str, detail: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "finding_id": finding_id,
-        "project": project,
-        "at": at,
-        "kind": kind,
-        "detail": json.loads(json.dumps(detail, default=str)),
-    }
-
-
-def _matching_row(rows: Iterable[Any], finding: Finding) -> Any | None:
-    """The open row of this vulnerability: same package and main ID, or any shared ID (merged aliases)."""
-    candidates = [r for r in rows if r.package == finding.package]
-    for row in candidates:
-        if row.vuln_id == finding.key:
-            return row
-    ids = set(finding.ids)
-    for row in candidates:
-        if ids & set(row.ids or []):
-            return row
-    return None
-
-
-def _installed(merged: Inventory | None, package: str) -> list[str]:
-    return list(merged.versions(package)) if merged is not None else []
-
-
-def _resolution(row: Any, merged: Inventory | None, index: AdvisoryIndex) -> str:
-    if merged is None:
-        return "source_removed"
-    versions = merged.versions(row.package)
-    if not versions:
-        return "removed"
-    if set(versions) != set(row.versions or []):
-        return "upgraded"
-    return "advisory_changed"
-
-
-def _summary(findings: Sequence[Finding], ignores: Sequence[IgnoreRule], now: datetime) -> dict[str, Any]:
-    counts: dict[str, dict[str, int]] = {}
-    for f in findings:
-        bucket = "ignored" if f.ignored else f.state
-        counts.setdefault(bucket, {}).setdefault(f.rating, 0)
-        counts[bucket][f.rating] += 1
-    return {
-        "findings": counts,
-        "expired_ignores": [r.to_doc() for r in expired(ignores, now)],
-    }
+def _staleness(
+    merged: Inventory | None, tracked: set[str], histories: Mapping[str, ReleaseHistory]
+) -> list[dict[str, Any]]:
+    stale = []
+    for package in sorted(tracked) if merged is not None else ():
+        history = histories.get(package)
+        for version in merged.versions(package) if merged is not None and history else ():
+            found = staleness(history, version) if history else None
+            if found is not None:
+                stale.append(found.to_doc())
+    return stale
 
 
 # --- one tick -------------------------------------------------------------------------------------

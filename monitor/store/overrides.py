@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from monitor.auth.tables import project_overrides
 from monitor.config.overrides import Override
+from monitor.store.audit_tables import project_overrides
 from monitor.store.db import write_tx
 
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
 
-from monitor.auth.changes import ChangeLog
-from monitor.auth.tokens import TokenStore
+from monitor.store.changes import ChangeLog
 from monitor.store.db import make_engine
 from monitor.store.events import EventStore
 from monitor.store.samples import SampleStore
@@ -20,7 +19,6 @@ class Store:
     samples: SampleStore
     events: EventStore
     sources: SourceStore
-    tokens: TokenStore
     changes: ChangeLog
 
     @classmethod
@@ -29,9 +27,7 @@ class Store:
 
     @classmethod
     def on(cls, engine: Engine) -> Store:
-        return cls(
-            engine, SampleStore(engine), EventStore(engine), SourceStore(engine), TokenStore(engine), ChangeLog(engine)
-        )
+        return cls(engine, SampleStore(engine), EventStore(engine), SourceStore(engine), ChangeLog(engine))
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

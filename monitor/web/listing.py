@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from packaging.version import InvalidVersion, Version
 
 from monitor.core.errors import InvalidInput, Issue
-from monitor.web.scorecard import FLAGS, Scorecard, Status
+from monitor.views.scorecard import FLAGS, Scorecard, Status
 
 PAGE_SIZES = (25, 50, 100, 250, 1000)
 DEFAULT_PAGE_SIZE = 100

@@ -23,10 +23,11 @@ from monitor.reports.render_csv import CSV_TABLES, render_csv
 from monitor.reports.render_html import render_html
 from monitor.reports.render_json import render_json
 from monitor.runtime import Runtime
+from monitor.stack.fleet_counts import SEVERITIES
+from monitor.views.project_page import project_page
+from monitor.views.scorecard import FLAGS, build_scorecards
 from monitor.web.listing import PAGE_SIZES, SORTS, OverviewQuery, listing, parse_query
-from monitor.web.project_view import project_page
 from monitor.web.render import render
-from monitor.web.scorecard import FLAGS, SEVERITIES, build_scorecards
 
 ALERT_STATES = ("pending", "firing", "resolved")
 

@@ -86,4 +86,7 @@ def environment() -> Environment:
 
 
 def render(template: str, **context: Any) -> str:
+    from monitor.web.site import CURRENT
+
+    context.setdefault("site", CURRENT.get())
     return environment().get_template(template).render(**context)

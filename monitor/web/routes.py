@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from monitor.api.auth import SESSION_COOKIE
 from monitor.api.routes.alerts import (
     AckIn,
     SilenceIn,
@@ -39,7 +40,6 @@ from monitor.api.routes.alerts import (
     list_alerts,
     list_silences,
 )
-from monitor.auth.deps import SESSION_COOKIE
 from monitor.auth.model import Permission, Principal
 from monitor.auth.tokens import Forbidden, Unauthorized
 from monitor.core.durations import parse_duration
@@ -57,6 +57,8 @@ from monitor.web.session import (
     safe_next,
     set_session,
 )
+from monitor.web.site import CURRENT as CURRENT_SITE
+from monitor.web.site import UNKNOWN_SITE, site_for
 
 log = logging.getLogger("mlmon.web")
 
@@ -103,6 +105,12 @@ class PageRoute(APIRoute):
         original = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
+            try:
+                CURRENT_SITE.set(site_for(_runtime(request)))
+            except Exception:
+                # The line about the data is never worth failing a page for; the page says it is unknown.
+                log.exception("reading the advisory feed for the page footer failed")
+                CURRENT_SITE.set(UNKNOWN_SITE)
             try:
                 return await original(request)
             except SignInNeeded as exc:
@@ -313,7 +321,7 @@ async def login(request: Request) -> Response:
     if not token:
         return login_page(request, 401, reason="enter a token (`mlmon token create`)", target=target)
     try:
-        principal = await run_in_threadpool(runtime.store.tokens.authenticate, token, runtime.clock.now())
+        principal = await run_in_threadpool(runtime.tokens.authenticate, token, runtime.clock.now())
     except Unauthorized as exc:
         return login_page(request, 401, reason=str(exc), target=target)
     response = RedirectResponse(target, status_code=303)

@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request, Response
 
-from monitor.auth.deps import SESSION_COOKIE, current_principal
+from monitor.api.auth import SESSION_COOKIE, current_principal
 from monitor.auth.model import Principal
 from monitor.auth.tokens import Forbidden
 from monitor.core.errors import MlmonError

@@ -24,20 +24,17 @@ from typing import Any
 
 from pydantic import Field
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.spend.common import money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.spend.budget import BudgetStatus, ThresholdState
+from monitor.spend.providers import SPEND
 
 
 class BudgetParams(KindParams):
     clear: float = Field(default=0.95, gt=0, le=1, description="clears below clear x threshold")
     actual: bool = True
     forecast: bool = True
-
-
-def needs(_params: BudgetParams) -> list[SeriesNeed]:
-    return []
 
 
 def _condition(state: ThresholdState, clear: float) -> Condition:
@@ -142,10 +139,9 @@ def promql(params: BudgetParams, project: str) -> str | None:
 KIND = RuleKind(
     name="budget",
     params=BudgetParams,
-    needs=needs,
     evaluate=evaluate,
     summary="{{ project.name }}: {{ details.message }}",
-    extras=("spend",),
+    extras=(SPEND,),
     promql=promql,
     template_vars=(
         "currency",

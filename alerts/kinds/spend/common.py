@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import field_validator
 
 from alerts.kinds.base import KindParams, RuleContext
+from monitor.spend.providers import SPEND
 from monitor.spend.report import ProjectSpend
 
-SPEND = "spend"
 NOT_WIRED = (
     "no spend data: the `spend` provider is not registered with the alert engine "
     "(monitor.spend.providers.bind; see docs/spend.md)"
@@ -17,8 +17,7 @@ NOT_WIRED = (
 
 
 def spend_of(ctx: RuleContext) -> ProjectSpend | None:
-    data: Any = ctx.extra.get(SPEND)
-    return data if isinstance(data, ProjectSpend) else None
+    return ctx.data(SPEND)
 
 
 def money(amount: float | None, currency: str) -> str:

@@ -19,10 +19,11 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator, model_validator
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.spend.common import money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
+from monitor.spend.providers import SPEND
 from monitor.spend.series import local_day, zone
 from monitor.spend.sources import UnknownSource
 
@@ -46,10 +47,6 @@ class IdleGpuParams(KindParams):
         if self.clear is not None and self.clear < self.floor:
             raise ValueError(f"clear ({self.clear}) must be at least floor ({self.floor})")
         return self
-
-
-def needs(_params: IdleGpuParams) -> list[SeriesNeed]:
-    return []
 
 
 def evaluate(params: IdleGpuParams, ctx: RuleContext) -> Evaluation:
@@ -113,10 +110,9 @@ def evaluate(params: IdleGpuParams, ctx: RuleContext) -> Evaluation:
 KIND = RuleKind(
     name="idle_gpu",
     params=IdleGpuParams,
-    needs=needs,
     evaluate=evaluate,
     summary="{{ project.name }}: {{ details.message }}",
-    extras=("spend",),
+    extras=(SPEND,),
     template_vars=(
         "currency",
         "window_days",

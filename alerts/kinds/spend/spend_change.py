@@ -22,11 +22,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from alerts.kinds.base import Evaluation, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, RuleContext, RuleKind
 from alerts.kinds.spend.common import SourcesParams, money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
 from monitor.spend.budget import combine
+from monitor.spend.providers import SPEND
 from monitor.spend.series import days_between
 from monitor.spend.sources import UnknownSource
 
@@ -44,10 +45,6 @@ class SpendChangeParams(SourcesParams):
         if value < timedelta(days=2) or value % timedelta(days=1) or value > timedelta(days=180):
             raise ValueError("baseline must be whole days between 2d and 180d")
         return value
-
-
-def needs(_params: SpendChangeParams) -> list[SeriesNeed]:
-    return []
 
 
 def evaluate(params: SpendChangeParams, ctx: RuleContext) -> Evaluation:
@@ -99,10 +96,9 @@ def evaluate(params: SpendChangeParams, ctx: RuleContext) -> Evaluation:
 KIND = RuleKind(
     name="spend_change",
     params=SpendChangeParams,
-    needs=needs,
     evaluate=evaluate,
     summary="{{ project.name }}: {{ details.message }}",
-    extras=("spend",),
+    extras=(SPEND,),
     template_vars=(
         "currency",
         "day",

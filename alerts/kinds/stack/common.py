@@ -8,15 +8,14 @@ from alerts.kinds.base import Evaluation, RuleContext
 from alerts.model import Condition, Verdict
 from monitor.core.matchers import Matcher
 from monitor.stack.advisories.severity import RANK
+from monitor.stack.providers import STACK
 from monitor.stack.view import OpenFinding, ProjectStack
 
-PROVIDER = "stack"
 MinSeverity = Literal["any", "low", "medium", "high", "critical"]
 
 
 def view(ctx: RuleContext) -> ProjectStack | None:
-    data = ctx.extra.get(PROVIDER)
-    return data if isinstance(data, ProjectStack) else None
+    return ctx.data(STACK)
 
 
 def at_least(finding: OpenFinding, minimum: str) -> bool:

@@ -10,43 +10,24 @@ the finding is overdue, in seconds (negative while it is still within its SLA).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pydantic import Field, field_validator
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
-from alerts.kinds.stack.common import FINDING_VARS, PROVIDER, finding_details, view, with_clears
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
+from alerts.kinds.stack.common import FINDING_VARS, finding_details, view, with_clears
 from alerts.model import Condition, Verdict
-from monitor.config.types import Duration
+from monitor.stack.providers import STACK
+from monitor.stack.sla import Sla
 from monitor.stack.versions import canonical_name
 
 
-class SlaParams(KindParams):
-    critical: Duration = timedelta(days=7)
-    high: Duration = timedelta(days=30)
-    medium: Duration = timedelta(days=90)
-    low: Duration = timedelta(days=180)
-    unknown: Duration | None = None
-
-    def for_rating(self, rating: str) -> timedelta | None:
-        if rating in ("critical", "high", "medium", "low"):
-            value: timedelta = getattr(self, rating)
-            return value
-        return self.unknown if rating == "unknown" else None
-
-
 class PatchSlaParams(KindParams):
-    sla: SlaParams = Field(default_factory=SlaParams)
+    sla: Sla = Field(default_factory=Sla)
     packages: list[str] = Field(default_factory=list)
 
     @field_validator("packages")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         return [canonical_name(v) for v in value]
-
-
-def needs(_params: PatchSlaParams) -> list[SeriesNeed]:
-    return []
 
 
 def evaluate(params: PatchSlaParams, ctx: RuleContext) -> Evaluation:
@@ -59,10 +40,10 @@ def evaluate(params: PatchSlaParams, ctx: RuleContext) -> Evaluation:
             continue
         if params.packages and finding.package not in params.packages:
             continue
-        allowed = params.sla.for_rating(finding.severity)
-        if allowed is None:
+        due = params.sla.due_at(finding.severity, finding.state, finding.fix_available_at)
+        if due is None:
             continue
-        due = finding.fix_available_at + allowed
+        allowed = due - finding.fix_available_at
         overdue = (ctx.now - due).total_seconds()
         details = {
             **finding_details(finding),
@@ -78,14 +59,13 @@ def evaluate(params: PatchSlaParams, ctx: RuleContext) -> Evaluation:
 KIND = RuleKind(
     name="patch_sla",
     params=PatchSlaParams,
-    needs=needs,
     evaluate=evaluate,
     summary=(
         "{{ details.package }} {{ details.versions }}: {{ labels.vulnerability }} ({{ details.severity }}) "
         "has had a fix ({{ details.fixed_in }}) since {{ details.fix_available_at }}; "
         "the SLA ended {{ details.due_at }}, {{ details.overdue_seconds | duration }} ago"
     ),
-    extras=(PROVIDER,),
+    extras=(STACK,),
     uses_memory=True,
     template_vars=(*FINDING_VARS, "due_at", "sla_seconds", "overdue_seconds"),
 )

@@ -13,10 +13,11 @@ from __future__ import annotations
 from packaging.version import Version
 from pydantic import Field, field_validator, model_validator
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
-from alerts.kinds.stack.common import PROVIDER, promql_selector, view, with_clears
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
+from alerts.kinds.stack.common import promql_selector, view, with_clears
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
+from monitor.stack.providers import STACK
 from monitor.stack.versions import canonical_name, public_version
 
 
@@ -42,10 +43,6 @@ class StaleParams(KindParams):
         ):
             raise ValueError("give at least one of max_minors_behind, max_behind, unsupported_minor, yanked")
         return self
-
-
-def needs(_params: StaleParams) -> list[SeriesNeed]:
-    return []
 
 
 def evaluate(params: StaleParams, ctx: RuleContext) -> Evaluation:
@@ -107,10 +104,9 @@ def promql(params: StaleParams, project: str) -> str:
 KIND = RuleKind(
     name="stale",
     params=StaleParams,
-    needs=needs,
     evaluate=evaluate,
     summary="{{ labels.package }} {{ details.installed }} is stale: {{ details.reason }}",
-    extras=(PROVIDER,),
+    extras=(STACK,),
     uses_memory=True,
     template_vars=(
         "installed",

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind, SeriesNeed
+from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.stack.common import (
     FINDING_VARS,
-    PROVIDER,
     MinSeverity,
     at_least,
     finding_details,
@@ -23,6 +22,7 @@ from alerts.kinds.stack.common import (
     with_clears,
 )
 from alerts.model import Condition, Verdict
+from monitor.stack.providers import STACK
 from monitor.stack.versions import canonical_name
 
 
@@ -36,10 +36,6 @@ class VulnerableParams(KindParams):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         return [canonical_name(v) for v in value]
-
-
-def needs(_params: VulnerableParams) -> list[SeriesNeed]:
-    return []
 
 
 def evaluate(params: VulnerableParams, ctx: RuleContext) -> Evaluation:
@@ -84,14 +80,13 @@ def promql(params: VulnerableParams, project: str) -> str | None:
 KIND = RuleKind(
     name="vulnerable",
     params=VulnerableParams,
-    needs=needs,
     evaluate=evaluate,
     summary=(
         "{{ details.package }} {{ details.versions }} is affected by {{ labels.vulnerability }} "
         "({{ details.severity }}){% if details.fixed_in %}; fixed in {{ details.fixed_in }}"
         "{% else %}; no known fix{% endif %}: {{ details.summary }}"
     ),
-    extras=(PROVIDER,),
+    extras=(STACK,),
     uses_memory=True,
     template_vars=FINDING_VARS,
     promql=promql,

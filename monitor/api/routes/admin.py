@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from monitor import __version__
+from monitor.api.auth import PrincipalDep, permit
 from monitor.api.deps import RuntimeDep
 from monitor.api.schemas import ReloadOut
-from monitor.auth.deps import PrincipalDep, permit
 from monitor.auth.model import Permission
 from monitor.runtime import Runtime
 

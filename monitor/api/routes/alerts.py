@@ -11,15 +11,15 @@ from pydantic import BaseModel, Field
 from alerts.dispatcher import muting
 from alerts.model import AlertInstance
 from alerts.silences import Silence
+from alerts.store import AlertStore, SilenceStore, matchers_from_json, matchers_to_json
+from monitor.api.auth import PrincipalDep, check_project, deny_message
 from monitor.api.deps import RuntimeDep
-from monitor.auth.changes import Change
-from monitor.auth.deps import PrincipalDep, check_project, deny_message
 from monitor.auth.model import Permission, Principal, Role
 from monitor.auth.tokens import Forbidden
 from monitor.core.errors import InvalidInput, Issue, NotFound
 from monitor.core.matchers import Matcher, MatchOp, parse_matchers
 from monitor.runtime import Runtime
-from monitor.store.alerts import AlertStore, SilenceStore, matchers_from_json, matchers_to_json
+from monitor.store.changes import Change
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 

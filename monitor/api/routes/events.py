@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from monitor.api.auth import PrincipalDep
 from monitor.api.deps import RuntimeDep, parse_time
 from monitor.api.routes.projects import event_out, require_project
 from monitor.api.schemas import EventOut
-from monitor.auth.deps import PrincipalDep
 from monitor.core.types import ms_from_datetime
 
 router = APIRouter(prefix="/api/v1", tags=["events"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from monitor.api.auth import PrincipalDep
 from monitor.api.deps import RuntimeDep
 from monitor.api.schemas import (
     EventOut,
@@ -14,7 +15,6 @@ from monitor.api.schemas import (
     SeriesOut,
     SourceOut,
 )
-from monitor.auth.deps import PrincipalDep
 from monitor.config.models import ProjectConfig
 from monitor.core.errors import NotFound
 from monitor.core.types import Event, datetime_from_ms

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
 
+from monitor.api.auth import PrincipalDep, check_project, deny_message
 from monitor.api.deps import RuntimeDep
 from monitor.api.schemas import Accepted
-from monitor.auth.deps import PrincipalDep, check_project, deny_message
 from monitor.auth.model import Permission, Principal
 from monitor.auth.tokens import Forbidden
 from monitor.core.types import ms_from_datetime

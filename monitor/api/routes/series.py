@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from monitor.api.auth import PrincipalDep
 from monitor.api.deps import RuntimeDep, parse_step, parse_time
 from monitor.api.schemas import LatestPoint, RangeResult, RangeSeries, SeriesOut
-from monitor.auth.deps import PrincipalDep
 from monitor.core.errors import InvalidInput, Issue
 from monitor.core.matchers import Selector, parse_selector
 from monitor.core.types import datetime_from_ms, ms_from_datetime

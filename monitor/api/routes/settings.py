@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ValidationError
 
+from monitor.api.auth import PrincipalDep, permit
 from monitor.api.deps import RuntimeDep
 from monitor.api.routes.projects import require_project
-from monitor.auth.deps import PrincipalDep, permit
 from monitor.auth.model import Permission
 from monitor.config.alerting import RuleConfig
 from monitor.config.loader import describe_error

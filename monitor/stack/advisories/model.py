@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from monitor.core.errors import StackError
 from monitor.stack.versions import canonical_name
 
 EventKind = Literal["introduced", "fixed", "last_affected", "limit"]
@@ -22,7 +23,7 @@ PYPI = "PyPI"
 _FRACTION = re.compile(r"\.(\d+)")
 
 
-class AdvisoryError(Exception):
+class AdvisoryError(StackError):
     """An OSV record that cannot be used, with the field that is wrong."""
 
     def __init__(self, where: str, message: str) -> None:

@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 
-from collectors.http import request_json
 from monitor.core.errors import SourceError, SourceUnavailable
+from monitor.http import HttpFactory, request_json
+from monitor.stack.advisories.feed import Holdings
 from monitor.stack.advisories.model import AdvisoryError, parse_time
+from monitor.stack.advisories.offline import LoadResult, Rejected, parse_records
 
 BATCH_SIZE = 1000
 FETCH_WORKERS = 8
@@ -112,3 +114,36 @@ def fetch_records(
             raise
     out.sort(key=lambda item: item[0])
     return out, refused
+
+
+@dataclass(frozen=True)
+class OsvApiFeed:
+    """OSV's API: the IDs of every installed package's advisories, then only the records that are
+    new or modified since the stored ones."""
+
+    url: str
+    http: HttpFactory
+    kind: str = "osv-api"
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    def fetch(self, holdings: Holdings, progress: Callable[[int, int], None] | None) -> LoadResult:
+        known = holdings.modified
+        with self.http.client(base_url=self.url) as client:
+            listing = list_records(client, holdings.packages)
+            wanted = [i for i, when in listing.ids.items() if _newer(when, known.get(i, _ABSENT))]
+            docs, refused = fetch_records(client, wanted, progress)
+        parsed = parse_records(docs)
+        return LoadResult(parsed.advisories, [*parsed.rejected, *(Rejected(where, why) for where, why in refused)])
+
+
+_ABSENT = object()
+
+
+def _newer(listed: datetime | None, held: object) -> bool:
+    """Fetch a record not held, or listed without a date, or modified after the one held."""
+    if held is _ABSENT or listed is None:
+        return True
+    return not isinstance(held, datetime) or listed > held

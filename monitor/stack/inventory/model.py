@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from monitor.core.errors import StackError
 from monitor.stack.versions import canonical_name
 
 Ecosystem = Literal["PyPI", "conda"]
@@ -21,7 +22,7 @@ InventoryKind = Literal["python_env", "lockfile", "sbom", "repo"]
 DOC_VERSION = 1
 
 
-class InventoryError(Exception):
+class InventoryError(StackError):
     """A file could not be read as an inventory: names the file, the position and what was expected."""
 
     def __init__(self, path: str, message: str, line: int | None = None, column: int | None = None) -> None:

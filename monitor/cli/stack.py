@@ -1,0 +1,410 @@
+"""`mlmon` subcommands of the stack family.
+
+    mlmon scan PATH... [--advisories DIR|ZIP|URL] [--format table|json|sarif|cyclonedx] [--fail-on SEVERITY]
+    mlmon advisories import PATH | refresh | status
+    mlmon stack sync | status | findings [--as-of TIME]
+
+Exit status: 0 ok, 1 the policy is violated (scan) or a step failed, 2 a usage or input error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor.cli import bootstrap
+from monitor.core.clock import SystemClock
+from monitor.core.errors import SourceError
+from monitor.http import HttpFactory
+from monitor.stack.advisories.index import AdvisoryIndex
+from monitor.stack.advisories.offline import OfflineSourceError
+from monitor.stack.config import DEFAULT_OSV_URL
+from monitor.stack.ignore_file import IgnoreFileError, load_ignore_file
+from monitor.stack.inventory.model import Inventory, InventoryError
+from monitor.stack.inventory.reader import read_path
+from monitor.stack.package_index import configured_index, fetch_history
+from monitor.stack.releases import ReleaseHistory
+from monitor.stack.report.sarif import render_sarif
+from monitor.stack.report.text import render_table, table
+from monitor.stack.scan import FAIL_ON, Policy, describe_error, judge, load_advisories, packages_of, report_doc
+from monitor.stack.store import StackStore
+from monitor.stack.versions import canonical_name
+
+
+@contextmanager
+def _progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, sized by the first report (the total is known only then)."""
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if not enabled:
+            return
+        bar = state.get("bar")
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+            bar.__enter__()
+            state["bar"] = bar
+        bar.update(done - state.get("done", 0))
+        state["done"] = done
+
+    try:
+        yield update
+    finally:
+        bar = state.get("bar")
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+# --- mlmon scan ---------------------------------------------------------------------------------------
+
+
+def _histories(
+    index_opt: str, packages: list[str], inventories: list[Inventory], http: HttpFactory, notes: list[str]
+) -> tuple[dict[str, ReleaseHistory], str | None]:
+    if index_opt == "none":
+        return {}, None
+    wanted = [p for p in packages if any(inv.versions(p) for inv in inventories)]
+    if not wanted:
+        return {}, None
+    try:
+        choice = configured_index(os.environ, None if index_opt == "pip" else index_opt)
+    except SourceError as exc:
+        notes.append(f"release staleness not checked: {exc}")
+        return {}, None
+    histories: dict[str, ReleaseHistory] = {}
+    with http.client() as client:
+        for package in wanted:
+            try:
+                histories[package] = fetch_history(client, choice.url, package)
+            except SourceError as exc:
+                notes.append(f"release staleness of {package} not checked: {exc}")
+    return histories, f"{choice.url} ({choice.origin})"
+
+
+@click.command("scan")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=False))
+@click.option(
+    "--advisories",
+    "advisories",
+    metavar="DIR|ZIP|URL|builtin",
+    envvar="MLMON_ADVISORIES",
+    help="offline OSV database (directory, all.zip, `builtin`: the shipped torch-family snapshot) or OSV API URL "
+    f"[env MLMON_ADVISORIES; default {DEFAULT_OSV_URL}]",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "sarif", "cyclonedx"]), default="table", show_default=True
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="any",
+    show_default=True,
+    help="lowest severity that fails the scan ('any' includes findings without a severity)",
+)
+@click.option(
+    "--fail-on-undetermined", is_flag=True, help="also fail on findings whose advisory bounds are not PEP 440"
+)
+@click.option("--fixable-only", is_flag=True, help="only findings with a fixed version fail the scan")
+@click.option("--max-minors-behind", type=click.IntRange(min=0), help="fail when a tracked package is further behind")
+@click.option("--ignore-file", type=click.Path(dir_okay=False, exists=True), help="YAML ignores (id, reason, expires)")
+@click.option(
+    "--index",
+    "index_opt",
+    default="pip",
+    show_default=True,
+    metavar="pip|none|URL",
+    help="package index for release staleness: the one pip is configured to use, none, or a URL",
+)
+@click.option("--track", multiple=True, default=["torch"], show_default=True, help="packages whose staleness is shown")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report here instead of stdout")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds per HTTP request")
+def scan(
+    paths: tuple[str, ...],
+    advisories: str | None,
+    fmt: str,
+    fail_on: str,
+    fail_on_undetermined: bool,
+    fixable_only: bool,
+    max_minors_behind: int | None,
+    ignore_file: str | None,
+    index_opt: str,
+    track: tuple[str, ...],
+    output: str | None,
+    timeout: float,
+) -> None:
+    """Check environments, lock files, SBOMs or repositories against OSV advisories (for CI).
+
+    Exit status: 0 the policy passes, 1 it is violated, 2 a usage or input error.
+    """
+    now = SystemClock().now()
+    http = HttpFactory(timeout=timeout)
+    inventories: list[tuple[str, Inventory]] = []
+    for path in paths:
+        try:
+            inventories.append((path, read_path(path)))
+        except InventoryError as exc:
+            bootstrap.fail(f"cannot read {path}: {exc}")
+    try:
+        ignores = load_ignore_file(ignore_file) if ignore_file else []
+    except IgnoreFileError as exc:
+        bootstrap.fail(str(exc))
+    spec = advisories or DEFAULT_OSV_URL
+    quiet = fmt != "table" and output is None
+    try:
+        with _progress("Loading advisories", enabled=not quiet and sys.stderr.isatty()) as progress:
+            load = load_advisories(spec, packages_of(inv for _, inv in inventories), http, progress)
+    except (OfflineSourceError, SourceError) as exc:
+        bootstrap.fail(f"cannot load advisories from {spec}: {describe_error(exc)}")
+    for rejected in load.rejected:
+        click.echo(f"warning: advisory record rejected: {rejected.where}: {rejected.reason}", err=True)
+    notes: list[str] = []
+    histories, index_used = _histories(
+        index_opt, [canonical_name(t) for t in track], [i for _, i in inventories], http, notes
+    )
+    report = judge(
+        inventories,
+        AdvisoryIndex(load.advisories),
+        load,
+        now,
+        ignores=ignores,
+        histories=histories,
+        index_url=index_used,
+    )
+    report.notes.extend(notes)
+    policy = Policy(fail_on, fail_on_undetermined, fixable_only, max_minors_behind)
+    violations = policy.violations(report)
+    if fmt == "table":
+        text = render_table(report, violations)
+    else:
+        from monitor.stack.report.cyclonedx import render_cyclonedx  # the CycloneDX library loads slowly
+
+        doc = {
+            "json": lambda: {**report_doc(report), "policy": {"violations": violations, "passed": not violations}},
+            "sarif": lambda: render_sarif(report),
+            "cyclonedx": lambda: render_cyclonedx(report),
+        }[fmt]()
+        text = json.dumps(doc, indent=2, default=str) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(
+            f"{output}: {sum(len(t.findings) for t in report.targets)} findings; "
+            f"policy {'violated' if violations else 'passed'}",
+            err=True,
+        )
+    else:
+        click.echo(text, nl=False)
+    if violations:
+        if fmt != "table" or output:
+            click.echo(f"policy violated: {len(violations)} finding(s) at or above --fail-on {fail_on}", err=True)
+        sys.exit(1)
+
+
+# --- database-backed commands ---------------------------------------------------------------------------
+
+
+config_option = click.option("--config", "-c", type=click.Path(dir_okay=False), help="YAML file [env MLMON_CONFIG]")
+db_option = click.option("--database-url", help="SQLAlchemy URL [env MLMON_DATABASE_URL]")
+
+
+@click.group("advisories")
+def advisories_group() -> None:
+    """The stored advisory database: import, refresh, status."""
+
+
+@advisories_group.command("import")
+@click.argument("path", type=click.Path(exists=False))
+@db_option
+def advisories_import(path: str, database_url: str | None) -> None:
+    """Import an offline OSV database (a directory of JSON files, OSV's all.zip, or `builtin`: the shipped snapshot)."""
+    from monitor.stack.sync import import_offline
+
+    store = bootstrap.store(database_url, empty="migrate")
+    try:
+        with _progress("Importing advisories") as progress:
+            result = import_offline(store, path, SystemClock().now(), progress=progress)
+    except OfflineSourceError as exc:
+        bootstrap.fail(str(exc))
+    finally:
+        store.close()
+    click.echo(
+        f"revision {result.revision}: {result.added} added, {result.changed} updated, {result.unchanged} unchanged, "
+        f"{result.rejected} rejected"
+    )
+    if result.rejected:
+        click.echo("rejected records are listed by `mlmon advisories status`", err=True)
+
+
+@advisories_group.command("refresh")
+@config_option
+@db_option
+def advisories_refresh(config: str | None, database_url: str | None) -> None:
+    """Refresh advisories and release histories from the configured sources now."""
+    from monitor.stack.sync import refresh_advisories, refresh_releases
+
+    runtime = bootstrap.runtime(bootstrap.settings(config, database_url))
+    now = runtime.clock.now()
+    http = HttpFactory()
+    with _progress("Fetching advisories") as progress:
+        outcome = refresh_advisories(runtime.store, runtime.config, http, now, force=True, progress=progress)
+    outcomes = [outcome, *refresh_releases(runtime.store, runtime.config, http, os.environ, now, force=True)]
+    failed = False
+    for item in outcomes:
+        status = f"failed: {item.error}" if item.error else f"ok {item.detail}"
+        failed = failed or item.error is not None
+        click.echo(f"{item.name}: {status}")
+    runtime.store.close()
+    if failed:
+        sys.exit(1)
+
+
+@advisories_group.command("status")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def advisories_status(database_url: str | None, fmt: str) -> None:
+    """Feeds (with the age of their data), counts and recent revisions."""
+    store = bootstrap.store(database_url, empty="migrate")
+    stack = StackStore(store.engine)
+    now = datetime.now(UTC)
+    doc: dict[str, Any] = {
+        "counts": stack.advisory_counts(),
+        "content_revision": stack.content_revision(),
+        "feeds": [f.to_doc(now) for f in stack.feeds()],
+        "revisions": stack.revisions(10),
+    }
+    store.close()
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2, default=str))
+        return
+    counts = doc["counts"]
+    click.echo(
+        f"{counts['records']} records ({counts['withdrawn']} withdrawn), content revision {doc['content_revision']}"
+    )
+    rows = []
+    for feed in doc["feeds"]:
+        age = feed["data_age_seconds"]
+        rows.append(
+            (
+                feed["name"],
+                feed["kind"],
+                "up" if feed["up"] else "FAILED",
+                f"{age / 3600:.1f}h" if age is not None else "never",
+                feed["last_error"] or "",
+            )
+        )
+    if rows:
+        for line in table(("FEED", "KIND", "STATE", "DATA AGE", "LAST ERROR"), rows):
+            click.echo(line)
+    for rev in doc["revisions"]:
+        click.echo(
+            f"revision {rev['revision']} {rev['at']} {rev['feed']}: +{rev['added']} ~{rev['changed']} "
+            f"={rev['unchanged']} rejected {rev['rejected']}"
+        )
+        for err in rev["errors"][:5]:
+            click.echo(f"    rejected {err['where']}: {err['reason']}")
+
+
+@click.group("stack")
+def stack_group() -> None:
+    """PyTorch stack health: sync, status, findings history."""
+
+
+@stack_group.command("sync")
+@config_option
+@db_option
+@click.option("--refresh/--no-refresh", default=True, help="also refresh due advisory and index feeds")
+@click.option("--force", is_flag=True, help="refresh feeds and reconcile every project even if nothing changed")
+def stack_sync(config: str | None, database_url: str | None, refresh: bool, force: bool) -> None:
+    """Ingest inventories, refresh due feeds, reconcile findings (what the service does every minute)."""
+    from monitor.stack.sync import tick
+
+    runtime = bootstrap.runtime(bootstrap.settings(config, database_url))
+    report = tick(
+        runtime.store, runtime.config, runtime.clock.now(), HttpFactory(), os.environ, refresh=refresh, force=force
+    )
+    runtime.store.close()
+    click.echo(f"inventories updated: {len(report.ingest.updated)}, removed: {len(report.ingest.removed)}")
+    for feed in report.feeds:
+        if feed.ran:
+            click.echo(f"{feed.name}: {'failed: ' + feed.error if feed.error else 'refreshed'}")
+    rec = report.reconcile
+    if rec.no_advisories:
+        click.echo("no advisories stored yet: run `mlmon advisories import PATH` or `mlmon advisories refresh`")
+    click.echo(
+        f"projects reconciled: {rec.reconciled}/{rec.projects}; opened {rec.opened}, "
+        f"resolved {rec.resolved}, changed {rec.changed}"
+    )
+    errors = {**report.ingest.errors, **rec.errors, **{f.name: f.error for f in report.feeds if f.error}}
+    for where, error in errors.items():
+        click.echo(f"error: {where}: {error}", err=True)
+    if errors or rec.no_advisories:
+        sys.exit(1)
+
+
+@stack_group.command("findings")
+@db_option
+@click.option("--project")
+@click.option("--package")
+@click.option("--as-of", "as_of", help="RFC 3339 time: findings open at that moment")
+@click.option("--all", "include_resolved", is_flag=True, help="include resolved findings")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def stack_findings(
+    database_url: str | None,
+    project: str | None,
+    package: str | None,
+    as_of: str | None,
+    include_resolved: bool,
+    fmt: str,
+) -> None:
+    """Findings from the history: open now, open at --as-of, or all."""
+    from monitor.stack.history import finding_doc, parse_moment
+
+    moment = None
+    if as_of:
+        try:
+            moment = parse_moment(as_of)
+        except ValueError as exc:
+            bootstrap.fail(f"--as-of: {exc}")
+    store = bootstrap.store(database_url, empty="migrate")
+    stack = StackStore(store.engine)
+    rows = stack.findings(
+        project=project,
+        package=canonical_name(package) if package else None,
+        as_of=moment,
+        include_resolved=include_resolved,
+    )
+    events = stack.finding_events([r.id for r in rows], until=moment)
+    docs = [finding_doc(r, events.get(r.id, []), moment) for r in rows]
+    store.close()
+    if fmt == "json":
+        click.echo(json.dumps(docs, indent=2, default=str))
+        return
+    table_rows = [
+        (
+            d["project"],
+            d["package"],
+            ", ".join(d["versions"]),
+            d["id"],
+            d["severity"],
+            d["status"],
+            (d["exposed_since"] or "")[:10],
+            (d["first_seen_at"] or "")[:10],
+            (d["resolved_at"] or "")[:10],
+        )
+        for d in docs
+    ]
+    header = ("PROJECT", "PACKAGE", "VERSIONS", "ID", "SEVERITY", "STATUS", "EXPOSED", "FIRST SEEN", "FIXED")
+    for line in table(header, table_rows):
+        click.echo(line)
+
+
+COMMANDS: list[click.Command] = [scan, advisories_group, stack_group]
