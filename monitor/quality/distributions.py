@@ -290,6 +290,17 @@ class ReferenceCache:
                 self._items.popitem(last=False)
         return profile
 
+    def put(self, ref_id: int, profile: Profile) -> None:
+        """A reference just stored, as it was profiled: its first batch needs no database read."""
+        with self._lock:
+            self._items[ref_id] = profile
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -436,7 +447,10 @@ def ingest_columns(
     """Store profiled columns as a reference, or compare them as a current batch and store that."""
     ts_ms = _timestamp(push.timestamp, ms_from_datetime(now))
     if push.role == "reference":
-        return _store_reference(store, push, data, now, ts_ms)
+        result, stored = _store_reference(store, push, data, now, ts_ms)
+        for ref_id, profile in stored:  # after the commit: never a profile that was rolled back
+            cache.put(ref_id, profile)
+        return result
     return _compare_and_store(store, cache, push, data, now, ts_ms, keep)
 
 
@@ -451,10 +465,11 @@ def _timestamp(value: float | datetime | None, now_ms: int) -> int:
 
 def _store_reference(
     store: Store, push: PushMeta, data: Mapping[str, ColumnData], now: datetime, ts_ms: int
-) -> PushResult:
+) -> tuple[PushResult, list[tuple[int, Profile]]]:
     digest = _labels_digest(push.project, push.dataset, push.labels)
     t = quality_references.c
     out: dict[str, dict[str, Any]] = {}
+    stored: list[tuple[int, Profile]] = []
     with write_tx(store.engine) as conn:
         conn.execute(
             update(quality_references)
@@ -490,7 +505,8 @@ def _store_reference(
                     )
                 )
             out[name] = {"reference_id": ref_id, **profile.summary()}
-    return PushResult("reference", push.project, push.dataset, ts_ms, out, frozenset())
+            stored.append((ref_id, profile))
+    return PushResult("reference", push.project, push.dataset, ts_ms, out, frozenset()), stored
 
 
 def _compare_and_store(

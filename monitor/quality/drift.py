@@ -369,15 +369,21 @@ def exact_two_sample(u: FloatArray, v: FloatArray) -> tuple[float, float]:
     n, m = u.size, v.size
     merged = np.concatenate((u, v))
     order = np.argsort(merged, kind="stable")
-    values = merged[order]
-    # In integers until the end: |F_u - F_v| * n * m = |m * (u's so far) - n * (v's so far)|.
-    from_u = np.cumsum(order < n)
-    gaps = np.abs(from_u * m - (np.arange(1, n + m + 1) - from_u) * n)
+    values = np.take(merged, order, out=merged)  # merged is not needed any more: reuse it
+    # In integers until the end: |F_u - F_v| * n * m = |m * k - n * (i - k)| = |(n + m) k - n i|
+    # with k the u's among the first i values. In place: these arrays are n + m long.
+    gaps = np.cumsum(order < n, dtype=np.int64)
+    gaps *= n + m
+    ranks = np.arange(1, n + m + 1, dtype=np.int64)
+    ranks *= n
+    gaps -= ranks
+    np.abs(gaps, out=gaps)
     step = np.diff(values)
-    # (a * b).sum(), not np.dot: a BLAS call's threads cost more than they save on a busy machine.
-    distance = float((gaps[:-1] * step).sum()) / (n * m)
     ends = step != 0
     ks = float(max(int(gaps[:-1][ends].max(initial=0)), int(gaps[-1]))) / (n * m)
+    # (a * b).sum(), not np.dot: a BLAS call's threads cost more than they save on a busy machine.
+    np.multiply(gaps[:-1], step, out=step)
+    distance = float(step.sum()) / (n * m)
     return distance, ks
 
 
