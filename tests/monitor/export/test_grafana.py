@@ -268,7 +268,7 @@ rules:
   - {{name: torch-stale, kind: stale, sources: [deps], params: {{max_minors_behind: 2}}}}
   - {{name: accuracy-drop, kind: drop, sources: [nightly-eval],
      params: {{metric: accuracy, min_drop: 0.02, examples_metric: accuracy_examples}}}}
-  - {{name: feature-drift, kind: distribution, sources: [nightly-eval], params: {{dataset: features}}}}
+  - {{name: feature-drift, kind: distribution, sources: [nightly-eval], params: {{dataset: features, correction: bonferroni}}}}
 receivers:
   - {{name: hook, webhook: {{url: "{hook}"}}}}
   - {{name: pager, webhook: {{url: "http://127.0.0.1:{closed}/pager"}}}}
