@@ -238,6 +238,10 @@ def refresh_advisories(
     stack = StackStore(store.engine)
     if not _due(stack, ADVISORY_FEED, cfg.refresh, now, force):
         return FeedOutcome(ADVISORY_FEED, False)
+    if not cfg.path and not stack.installed_packages():
+        # Nothing to ask the API about yet: asking nothing would "succeed" without reaching it, and
+        # the feed would read as up on a machine that cannot reach the API. It stays never fetched.
+        return FeedOutcome(ADVISORY_FEED, False)
     feed = advisory_feed(config, http)
     try:
         holdings = Holdings(stack.current_advisories_modified(), stack.installed_packages())

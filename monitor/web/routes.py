@@ -109,9 +109,11 @@ class PageRoute(APIRoute):
         async def handler(request: Request) -> Response:
             try:
                 CURRENT_SITE.set(site_for(_runtime(request)))
-            except Exception:
+            except Exception as exc:
                 # The line about the data is never worth failing a page for; the page says it is unknown.
-                log.exception("reading the advisory feed for the page footer failed")
+                # With the database down, the page itself fails next and logs that once.
+                if not database_down(exc):
+                    log.exception("reading the advisory feed for the page footer failed")
                 CURRENT_SITE.set(UNKNOWN_SITE)
             try:
                 return await original(request)
