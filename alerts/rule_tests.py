@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from alerts.engine import AlertEngine, Extra
@@ -53,6 +52,7 @@ from monitor.core.clock import FrozenClock
 from monitor.core.durations import format_duration
 from monitor.core.matchers import MatchOp, parse_selector
 from monitor.core.types import Sample, SeriesKey, labels_of, ms_from_datetime
+from monitor.core.yaml_guard import YamlRefused, load_yaml
 from monitor.store import migrate
 from monitor.store.sources import RunRecord
 from monitor.store.store import Store
@@ -165,7 +165,10 @@ def load_test_file(path: Path) -> RuleTestFile:
 
 def _load(path: Path) -> tuple[RuleTestFile, _Where]:
     try:
-        data = YAML(typ="rt", pure=True).load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))  # round-trip: nodes keep their lines
+    except YamlRefused as exc:
+        at = f"{path}:{exc.line}" if exc.line else str(path)
+        raise RuleTestError(f"{at}: refused: {exc.message}") from None
     except (OSError, YAMLError, UnicodeDecodeError) as exc:
         raise RuleTestError(f"{path}: cannot read the test file: {exc}") from None
     where = _Where(path, data)
@@ -218,8 +221,8 @@ def run_file(path: Path, load_config: Callable[[Path], MlmonConfig], extras: Ext
 
 def _refuse_prometheus_rules(config_path: Path, where: _Where, key: str) -> None:
     try:
-        head = YAML(typ="safe").load(config_path.read_text(encoding="utf-8"))
-    except (OSError, YAMLError, UnicodeDecodeError):
+        head = load_yaml(config_path.read_text(encoding="utf-8"), typ="safe")
+    except (OSError, YAMLError, YamlRefused, UnicodeDecodeError):
         return  # the configuration loader says what is wrong with it
     if isinstance(head, dict) and "groups" in head and "rules" not in head:
         raise where.error(

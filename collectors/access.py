@@ -12,7 +12,7 @@ import httpx
 from pydantic import Field, field_validator
 
 from collectors.base import CollectContext, Params, env_value
-from monitor.http import headers_from_env
+from monitor.http import expand_env, headers_from_env
 
 
 class BasicAuth(Params):
@@ -21,7 +21,7 @@ class BasicAuth(Params):
 
 
 class HttpAccess(Params):
-    url: str = Field(description="http:// or https:// URL")
+    url: str = Field(description="http:// or https:// URL; may use ${ENV_VAR}, e.g. http://${MLMON_LISTEN}/")
     headers: dict[str, str] = Field(default_factory=dict, description="values may use ${ENV_VAR}")
     basic_auth: BasicAuth | None = None
     verify_tls: bool = True
@@ -33,6 +33,10 @@ class HttpAccess(Params):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
         return value
+
+    def resolved_url(self, env: Mapping[str, str]) -> str:
+        """The URL with `${VAR}` expanded from the environment at run time (mlmon sets MLMON_LISTEN)."""
+        return expand_env(self.url, env, "url")
 
     def client(
         self, ctx: CollectContext, extra_headers: Mapping[str, str] | None = None, base: bool = True
@@ -46,4 +50,9 @@ class HttpAccess(Params):
             )
         verify: bool | str = self.ca_file if (self.verify_tls and self.ca_file) else self.verify_tls
         headers = {**headers_from_env(self.headers, ctx.env), **(extra_headers or {})}
-        return ctx.http.client(verify=verify, headers=headers, auth=auth, base_url=self.url.rstrip("/") if base else "")
+        return ctx.http.client(
+            verify=verify,
+            headers=headers,
+            auth=auth,
+            base_url=self.resolved_url(ctx.env).rstrip("/") if base else "",
+        )

@@ -3,6 +3,7 @@ each refused with one line on stderr and the documented exit status instead of a
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -40,6 +41,13 @@ def settings(config: str | None = None, database_url: str | None = None, listen:
         return Settings(**overrides)
     except Exception as exc:
         fail(f"invalid settings: {exc}")
+
+
+def publish_listen(chosen: Settings) -> None:
+    """Sources may name the listen address (`url: http://${MLMON_LISTEN}/api/v1/status`): make it
+    the one in force for the commands that run sources, whether it came from --listen, the
+    environment or the default."""
+    os.environ["MLMON_LISTEN"] = chosen.listen
 
 
 def configuration(path: str | None) -> tuple[Settings, MlmonConfig]:

@@ -5,6 +5,7 @@ Exit status: 0 success; 1 a failed check or source; 2 a usage or input error.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -23,8 +24,10 @@ from monitor.cli import quality as quality_commands
 from monitor.cli import reports as report_commands
 from monitor.cli import spend as spend_commands
 from monitor.cli import stack as stack_commands
+from monitor.config.settings import Settings
 from monitor.core.errors import ConfigError
 from monitor.logs import configure
+from monitor.runtime import Runtime
 from monitor.services import Services, build_engine
 
 config_option = click.option("--config", "-c", type=click.Path(dir_okay=False), help="YAML file [env MLMON_CONFIG]")
@@ -44,18 +47,44 @@ def main() -> None:
 @click.option("--no-scheduler", is_flag=True, help="serve the API only (web replicas beside a `worker`)")
 def serve(config: str | None, database_url: str | None, listen: str | None, no_scheduler: bool) -> None:
     """Run the API and (unless --no-scheduler) the scheduler in one process."""
+    settings = bootstrap.settings(config, database_url, listen)
+    bootstrap.publish_listen(settings)
+    configure(settings.log_level)
+    run_server(settings, bootstrap.runtime(settings), no_scheduler=no_scheduler)
+
+
+def run_server(
+    settings: Settings,
+    runtime: Runtime,
+    *,
+    no_scheduler: bool = False,
+    routers: Sequence[Any] = (),
+    background: Sequence[Any] = (),
+) -> None:
+    """Serve `runtime` until SIGTERM/SIGINT; `routers` are added to the app, `background` objects
+    (with start() and stop()) run beside the scheduler."""
     import uvicorn
 
     from monitor.api.app import create_app
 
-    settings = bootstrap.settings(config, database_url, listen)
-    configure(settings.log_level)
-    runtime = bootstrap.runtime(settings)
     engine = build_engine(runtime)
     services = None if no_scheduler else Services.build(runtime, engine)
-    server = uvicorn.Server(
+    app = create_app(runtime)
+    for router in routers:
+        app.include_router(router)
+
+    class QuiescingServer(uvicorn.Server):
+        """uvicorn takes SIGTERM over while it runs and drains connections before returning; the
+        scheduler must not start source runs meanwhile, so it is quiesced at the signal itself."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if services is not None:
+                services.quiesce()
+            super().handle_exit(sig, frame)
+
+    server = QuiescingServer(
         uvicorn.Config(
-            create_app(runtime),
+            app,
             host=settings.host,
             port=settings.port,
             log_config=None,
@@ -70,9 +99,13 @@ def serve(config: str | None, database_url: str | None, listen: str | None, no_s
     signal.signal(signal.SIGINT, _exit_cleanly)
     if services is not None:
         services.start()
+    for job in background:
+        job.start()
     try:
         server.run()
     finally:
+        for job in background:
+            job.stop()
         if services is not None:
             services.stop()
         runtime.store.close()
@@ -88,6 +121,7 @@ def serve(config: str | None, database_url: str | None, listen: str | None, no_s
 def worker(config: str | None, database_url: str | None, metrics_listen: str | None) -> None:
     """Run only the scheduler. Several workers elect one leader; the others stand by."""
     settings = bootstrap.settings(config, database_url)
+    bootstrap.publish_listen(settings)
     configure(settings.log_level)
     runtime = bootstrap.runtime(settings)
     if metrics_listen:
@@ -133,15 +167,23 @@ def migrate(database_url: str | None, revision: str) -> None:
 
 @main.command("check-config")
 @click.argument("file", type=click.Path(dir_okay=False))
-def check_config(file: str) -> None:
-    """Validate a configuration file; print every problem with its line."""
-    from monitor.config.loader import load_config
+@click.option("--allow-empty", is_flag=True, help="accept a configuration without projects")
+def check_config(file: str, allow_empty: bool) -> None:
+    """Validate a configuration file; print every problem with its line. Variables named by
+    `*_env` keys that are not set are warnings."""
+    import os
+
+    from monitor.config.loader import empty_config_issue, load_config, unset_env_warnings
     from monitor.runtime import config_checks
 
     try:
         config = load_config(file, config_checks())
     except ConfigError as exc:
         bootstrap.fail(str(exc), 1)
+    if not config.projects and not allow_empty:
+        bootstrap.fail(f"{empty_config_issue(file)} (pass --allow-empty to accept that)", 1)
+    for warning in unset_env_warnings(file, os.environ):
+        click.echo(f"warning: {warning}", err=True)
     sources = sum(len(p.sources) for p in config.projects)
     click.echo(f"{file}: OK ({len(config.projects)} projects, {sources} sources, {len(config.rules)} rules)")
 
@@ -181,6 +223,7 @@ def collect(config: str | None, database_url: str | None, once: bool, project_id
     if not once:
         bootstrap.fail("collect runs each source once: pass --once (continuous collection is `mlmon worker`)", 2)
     settings = bootstrap.settings(config, database_url)
+    bootstrap.publish_listen(settings)
     configure("warning")
     runtime = bootstrap.runtime(settings)
     plans = runtime.plans
@@ -199,6 +242,57 @@ def collect(config: str | None, database_url: str | None, once: bool, project_id
     runtime.store.close()
     if any(not r.ok for r in records):
         sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    envvar="MLMON_DEMO_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".mlmon-demo"),
+    show_default=True,
+    help="where the demo keeps its files and database [env MLMON_DEMO_DIR]",
+)
+@click.option("--listen", help="host:port [env MLMON_LISTEN, default 127.0.0.1:8000]")
+def demo(data_dir: Path, listen: str | None) -> None:
+    """Serve the demo fleet: ten projects on generated data, on SQLite, reaching nothing outside."""
+    from datetime import UTC, datetime
+
+    from monitor.demo.files import DataDirError
+    from monitor.demo.fleet import FLEET
+    from monitor.demo.prepare import prepare_files, seed_store
+    from monitor.demo.routes import router
+    from monitor.demo.seed import LiveFeed
+
+    address = listen or Settings().listen
+    now = datetime.now(UTC)
+    try:
+        setup = prepare_files(data_dir, address, now)
+    except DataDirError as exc:
+        bootstrap.fail(str(exc), 2)
+    settings = bootstrap.settings(str(setup.config), setup.database_url, address)
+    bootstrap.publish_listen(settings)
+    configure(settings.log_level)
+    runtime = bootstrap.runtime(settings)
+    pushed = seed_store(runtime.store, setup, now)
+    click.echo(
+        f"mlmon demo: {len(FLEET) + 1} projects, {pushed:,} samples of history, data in {setup.data}; "
+        f"open http://{settings.listen}/",
+        err=True,
+    )
+    feed = LiveFeed(runtime.store, FLEET, setup.data, setup.anchor, runtime.clock)
+    run_server(settings, runtime, routers=[router], background=[feed])
+
+
+@main.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+def extras(config: Path | None, database_url: str | None) -> None:
+    """Print the optional extras CONFIG needs (comma-separated; the demo's without CONFIG)."""
+    from monitor.extras import DEMO_EXTRAS, extras_of_file
+
+    url = database_url or os.environ.get("MLMON_DATABASE_URL", "")
+    click.echo(",".join(extras_of_file(config, url) if config else DEMO_EXTRAS))
 
 
 for _family in (stack_commands, quality_commands, spend_commands, auth_commands, export_commands, report_commands):

@@ -128,6 +128,14 @@ class AuthConfig(StrictModel):
     )
 
 
+class UiConfig(StrictModel):
+    """`ui`: what every page says about this installation."""
+
+    banner: str | None = Field(
+        default=None, max_length=300, description="a line shown atop every page, e.g. that this is a demo"
+    )
+
+
 class MlmonConfig(StrictModel):
     """The root of the configuration file."""
 
@@ -142,6 +150,7 @@ class MlmonConfig(StrictModel):
     stack: StackConfig = Field(default_factory=StackConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     spend: SpendConfig = Field(default_factory=SpendConfig)
+    ui: UiConfig = Field(default_factory=UiConfig)
 
     @model_validator(mode="after")
     def _unique_projects(self) -> MlmonConfig:

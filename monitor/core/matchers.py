@@ -16,6 +16,8 @@ from enum import StrEnum
 
 import re2
 
+from monitor.core.regex_safety import regex_problem
+
 
 class MatchOp(StrEnum):
     EQ = "="
@@ -39,6 +41,11 @@ class Matcher:
         regex = None
         if match_op in (MatchOp.RE, MatchOp.NRE):
             regex = compile_anchored(value, name)
+            # RE2 runs in linear time, but a nested repetition is still refused (issue 16's bound on
+            # what a selector may ask); Alertmanager accepts those (README: where they differ)
+            problem = regex_problem(value)
+            if problem is not None:
+                raise ValueError(f"regular expression {value[:100]!r} for label {name!r} refused: {problem}")
         return cls(name, match_op, value, regex)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -67,7 +74,8 @@ def compile_anchored(pattern: str, name: str) -> re2._Regexp:
     except re2.error as exc:
         why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise ValueError(
-            f"invalid regular expression {pattern!r} for label {name!r}: {why} (RE2 syntax, as in Prometheus)"
+            f"invalid regular expression {pattern[:100]!r} for label {name!r}: refused by RE2 (the engine of "
+            f"Prometheus and Alertmanager): {why[:120]}"
         ) from None
 
 

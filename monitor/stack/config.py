@@ -3,10 +3,12 @@
 stack:
   advisories:
     url: https://api.osv.dev        # the live OSV API (querybatch + vulns), or
-    path: /srv/osv/PyPI/all.zip     # an offline OSV database (directory of JSON or all.zip)
+    path: /srv/osv/PyPI/all.zip     # an offline OSV database (directory of JSON or all.zip),
+                                    # or `builtin`: the torch-family snapshot shipped with mlmon
     refresh: 6h
   index:
     url: null                       # default: the index pip is configured to use
+    path: null                      # or release histories from a snapshot file (`builtin`)
     packages: [torch]               # release histories for staleness
     refresh: 6h
   sla: {critical: 7d, high: 30d, medium: 90d, low: 180d}
@@ -58,7 +60,11 @@ class AdvisoriesConfig(StrictModel):
     url: str | None = Field(
         default=None, description=f"OSV API base URL (default {DEFAULT_OSV_URL} unless path is set)"
     )
-    path: str | None = Field(default=None, description="offline OSV database: a directory of JSON files or all.zip")
+    path: str | None = Field(
+        default=None,
+        description="offline OSV database: a directory of JSON files, all.zip, a snapshot file, "
+        "or `builtin` (the torch-family snapshot shipped with mlmon)",
+    )
     refresh: Duration = timedelta(hours=6)
     timeout: Duration = timedelta(seconds=120)
 
@@ -85,6 +91,9 @@ class AdvisoriesConfig(StrictModel):
 class IndexConfig(StrictModel):
     enabled: bool = True
     url: str | None = Field(default=None, description="default: PIP_INDEX_URL, then pip config, then pip's default")
+    path: str | None = Field(
+        default=None, description="release histories from a snapshot file instead (`builtin`: the one shipped)"
+    )
     packages: list[str] = Field(default_factory=lambda: ["torch"], description="packages whose staleness is tracked")
     refresh: Duration = timedelta(hours=6)
     timeout: Duration = timedelta(seconds=60)
@@ -93,6 +102,12 @@ class IndexConfig(StrictModel):
     @classmethod
     def _packages(cls, value: list[str]) -> list[str]:
         return [canonical_name(v) for v in value]
+
+    @model_validator(mode="after")
+    def _one_index(self) -> IndexConfig:
+        if self.url and self.path:
+            raise ValueError("set either index.url (a package index) or index.path (a snapshot file), not both")
+        return self
 
 
 class ProjectStackConfig(StrictModel):

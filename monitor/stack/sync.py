@@ -28,12 +28,18 @@ from monitor.http import HttpFactory
 from monitor.stack.advisories.feed import AdvisoryFeed, Holdings
 from monitor.stack.advisories.index import AdvisoryIndex
 from monitor.stack.advisories.model import AdvisoryError, parse_advisory
-from monitor.stack.advisories.offline import OfflineFeed, OfflineSourceError, load_offline
+from monitor.stack.advisories.offline import OfflineFeed, OfflineSourceError, SnapshotFeed, load_offline
 from monitor.stack.advisories.osv_api import OsvApiFeed
+from monitor.stack.advisories.snapshot import BUILTIN as BUILTIN_ADVISORIES
+from monitor.stack.advisories.snapshot import SnapshotError, read_snapshot
+from monitor.stack.advisories.snapshot import resolve as resolve_advisories
 from monitor.stack.findings import IgnoreRule, find
+from monitor.stack.index_snapshot import IndexSnapshotError, read_index_snapshot
+from monitor.stack.index_snapshot import describe as describe_index
 from monitor.stack.inventory.changes import from_checkpoint
 from monitor.stack.inventory.model import Inventory, merge
 from monitor.stack.package_index import configured_index, fetch_history
+from monitor.stack.plan.refresh import PlanReport, refresh_plans
 from monitor.stack.reconcile import diff_findings, summary
 from monitor.stack.releases import ReleaseHistory, staleness
 from monitor.stack.store import ImportResult, StackStore
@@ -42,7 +48,7 @@ from monitor.store.store import Store
 
 log = logging.getLogger("mlmon.stack.sync")
 
-STACK_KINDS = ("python_env", "lockfile", "sbom", "repo")
+STACK_KINDS = ("python_env", "lockfile", "sbom", "repo", "image")
 ADVISORY_FEED = "advisories"
 RETRY_FAILED_AFTER = timedelta(minutes=10)
 Progress = Callable[[int, int], None]
@@ -232,6 +238,10 @@ def refresh_advisories(
     stack = StackStore(store.engine)
     if not _due(stack, ADVISORY_FEED, cfg.refresh, now, force):
         return FeedOutcome(ADVISORY_FEED, False)
+    if not cfg.path and not stack.installed_packages():
+        # Nothing to ask the API about yet: asking nothing would "succeed" without reaching it, and
+        # the feed would read as up on a machine that cannot reach the API. It stays never fetched.
+        return FeedOutcome(ADVISORY_FEED, False)
     feed = advisory_feed(config, http)
     try:
         holdings = Holdings(stack.current_advisories_modified(), stack.installed_packages())
@@ -243,13 +253,17 @@ def refresh_advisories(
         stack.record_feed(ADVISORY_FEED, kind=feed.kind, location=feed.location, now=now, error=str(exc))
         log.warning("advisory refresh from %s failed; keeping the stored data: %s", feed.location, exc)
         return FeedOutcome(ADVISORY_FEED, True, str(exc))
-    detail = {
+    detail: dict[str, Any] = {
         "revision": result.revision,
         "added": result.added,
         "changed": result.changed,
         "unchanged": result.unchanged,
         "rejected": result.rejected,
     }
+    if cfg.path:
+        as_of = _data_as_of(cfg.path)
+        if as_of:
+            detail["as_of"] = as_of
     counts = stack.advisory_counts()
     stack.record_feed(
         ADVISORY_FEED, kind=feed.kind, location=feed.location, now=now, records=counts["records"], detail=detail
@@ -257,9 +271,19 @@ def refresh_advisories(
     return FeedOutcome(ADVISORY_FEED, True, None, detail)
 
 
+def _data_as_of(path: str) -> str | None:
+    """When an offline database is a snapshot, the date its data is as of."""
+    try:
+        return read_snapshot(resolve_advisories(path)).as_of or None
+    except SnapshotError:
+        return None
+
+
 def advisory_feed(config: MlmonConfig, http: HttpFactory) -> AdvisoryFeed:
     """The configured feed: an offline export when `path` is set, else OSV's API."""
     cfg = config.stack.advisories
+    if cfg.path == BUILTIN_ADVISORIES:
+        return SnapshotFeed()
     if cfg.path:
         return OfflineFeed(cfg.path)
     return OsvApiFeed(cfg.api_url or "", http.with_timeout(cfg.timeout.total_seconds()))
@@ -285,6 +309,8 @@ def refresh_releases(
     due = [p for p in tracked_packages(store, config) if _due(stack, f"index:{p}", cfg.refresh, now, force)]
     if not due:
         return []
+    if cfg.path:
+        return _releases_from_snapshot(stack, cfg.path, due, now)
     outcomes: list[FeedOutcome] = []
     try:
         choice = configured_index(env, cfg.url)
@@ -312,6 +338,32 @@ def refresh_releases(
                 detail={"index": choice.url, "index_origin": choice.origin},
             )
             outcomes.append(FeedOutcome(name, True, None, {"releases": len(history.releases)}))
+    return outcomes
+
+
+def _releases_from_snapshot(stack: StackStore, path: str, due: list[str], now: datetime) -> list[FeedOutcome]:
+    location = describe_index(path)
+    try:
+        snapshot = read_index_snapshot(path)
+    except IndexSnapshotError as exc:
+        for package in due:
+            stack.record_feed(f"index:{package}", kind="snapshot", location=location, now=now, error=str(exc))
+        return [FeedOutcome(f"index:{p}", True, str(exc)) for p in due]
+    outcomes: list[FeedOutcome] = []
+    for package in due:
+        name = f"index:{package}"
+        try:
+            history = snapshot.history(package, now)
+        except IndexSnapshotError as exc:
+            stack.record_feed(name, kind="snapshot", location=location, now=now, error=str(exc))
+            outcomes.append(FeedOutcome(name, True, str(exc)))
+            continue
+        stack.put_history(history, now)
+        detail = {"as_of": snapshot.as_of, "built_from": snapshot.built_from}
+        stack.record_feed(
+            name, kind="snapshot", location=location, now=now, records=len(history.releases), detail=detail
+        )
+        outcomes.append(FeedOutcome(name, True, None, {"releases": len(history.releases)}))
     return outcomes
 
 
@@ -456,6 +508,7 @@ class TickReport:
     ingest: IngestReport
     feeds: list[FeedOutcome]
     reconcile: ReconcileReport
+    plans: PlanReport | None = None
 
 
 def tick(
@@ -474,4 +527,11 @@ def tick(
     if refresh:
         feeds.append(refresh_advisories(store, config, http, now, force=force))
         feeds.extend(refresh_releases(store, config, http, env, now, force=force))
-    return TickReport(ingested, feeds, reconcile(store, config, now))
+    reconciled = reconcile(store, config, now)
+    index = advisory_index(StackStore(store.engine))
+    plans = None
+    if index is not None:
+        plans = refresh_plans(
+            store, config, index, ignore_rules(config), http if refresh else None, env, now, force=force
+        )
+    return TickReport(ingested, feeds, reconciled, plans)

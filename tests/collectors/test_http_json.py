@@ -131,6 +131,20 @@ def test_headers_are_filled_from_the_environment(server: LocalHttpServer, sqlite
     assert len(server.requests()) == before, "no request without the credential"
 
 
+def test_the_url_names_the_listen_address_from_the_environment(server: LocalHttpServer, sqlite_store: Store) -> None:
+    """How the example's self-polling source follows `mlmon serve --listen` (MLMON_LISTEN)."""
+    server.route("/api/v1/status", Answer({"accuracy": 0.8}))
+    address = server.url("/").removeprefix("http://").rstrip("/")
+    params = accuracy("http://${MLMON_LISTEN}/api/v1/status")
+
+    assert collect(sqlite_store, params, {"MLMON_LISTEN": address}).readings[0].value == 0.8
+
+    before = len(server.requests())
+    with pytest.raises(SourceError, match=r"environment variable MLMON_LISTEN \(used in url\) is not set"):
+        collect(sqlite_store, params, {})
+    assert len(server.requests()) == before
+
+
 def test_basic_auth_from_the_environment(server: LocalHttpServer, sqlite_store: Store) -> None:
     token = base64.b64encode(b"ada:hunter2").decode()
     server.route("/eval.json", require_auth({"Authorization": f"Basic {token}"}, Answer({"accuracy": 0.9})))
@@ -331,3 +345,27 @@ def test_invalid_jsonpath_is_a_config_error_with_its_line(spec: dict[str, str], 
     assert issue.where.startswith(f"mlmon.yaml:{line}:")
     assert issue.field == f"projects[0].sources[0].params.{field}"
     assert message in issue.message
+
+
+def test_an_answer_over_the_size_limit_fails_the_run_while_it_is_read(
+    server: LocalHttpServer, sqlite_store: Store
+) -> None:
+    import gzip
+    import json as json_module
+
+    big = {"accuracy": 0.9, "padding": "x" * 300_000}
+    server.route("/big.json", Answer(big))
+    # 300 kB of JSON sent as a 1 kB gzip body: only counting while decoding catches it
+    packed = gzip.compress(json_module.dumps(big).encode())
+    server.route("/packed.json", Answer(packed, headers={"Content-Encoding": "gzip"}))
+    for path in ("/big.json", "/packed.json"):
+        with pytest.raises(SourceError, match="the limit is 100,000"):
+            collect(sqlite_store, {**accuracy(server.url(path)), "max_response_bytes": 100_000})
+    # the default (8 MiB) reads it
+    assert collect(sqlite_store, accuracy(server.url("/packed.json"))).readings[0].value == 0.9
+
+
+def test_json_nested_too_deeply_is_a_clear_error(server: LocalHttpServer, sqlite_store: Store) -> None:
+    server.route("/deep.json", Answer("[" * 100_000 + "]" * 100_000))
+    with pytest.raises(SourceError, match="nested too deeply"):
+        collect(sqlite_store, accuracy(server.url("/deep.json")))

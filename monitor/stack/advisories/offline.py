@@ -13,6 +13,7 @@ from pathlib import Path
 
 from monitor.core.errors import StackError
 from monitor.stack.advisories.model import Advisory, AdvisoryError, parse_advisory
+from monitor.stack.advisories.snapshot import BUILTIN, describe, is_snapshot, resolve
 
 Progress = Callable[[int, int], None]
 """Called with (records done, records in total) while loading."""
@@ -72,13 +73,34 @@ def _entries(path: Path) -> tuple[int, Iterator[tuple[str, bytes]]]:
 
         return len(names), read()
     if path.suffix == ".json" and path.is_file():
-        return 1, iter([(str(path), path.read_bytes())])
+        raw = path.read_bytes()
+        doc = _snapshot_doc(raw)
+        if doc is not None:
+            # One file holding many facts-only records (see snapshot.py), each parsed on its own.
+            found = doc.get("records")
+            records: list[object] = found if isinstance(found, list) else []
+            return len(records), (
+                (f"{path}!{r.get('id', i) if isinstance(r, dict) else i}", json.dumps(r).encode())
+                for i, r in enumerate(records)
+            )
+        return 1, iter([(str(path), raw)])
     raise OfflineSourceError(f"{path}: expected a directory of OSV JSON files or an OSV all.zip")
 
 
+def _snapshot_doc(raw: bytes) -> dict[str, object] | None:
+    if not raw.lstrip().startswith(b"{") or b'"mlmon-osv-snapshot/' not in raw[:4096] + raw[-4096:]:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    return doc if is_snapshot(doc) else None
+
+
 def load_offline(path: str | Path, progress: Progress | None = None) -> LoadResult:
-    """Every record under `path`; bad records are counted in `rejected`, never fatal."""
-    root = Path(path).expanduser()
+    """Every record under `path` (`builtin`: the shipped snapshot); bad records are counted in
+    `rejected`, never fatal."""
+    root = resolve(path) if isinstance(path, str) else Path(path).expanduser()
     if not root.exists():
         raise OfflineSourceError(f"{root}: no such file or directory")
     try:
@@ -128,3 +150,17 @@ class OfflineFeed:
     def fetch(self, holdings: object, progress: Progress | None) -> LoadResult:
         """Every record of the export (an export has no notion of "changed since")."""
         return load_offline(self.path, progress)
+
+
+@dataclass(frozen=True)
+class SnapshotFeed:
+    """The facts-only torch-family snapshot shipped with mlmon (`advisories.path: builtin`)."""
+
+    kind: str = "snapshot"
+
+    @property
+    def location(self) -> str:
+        return describe(BUILTIN)
+
+    def fetch(self, holdings: object, progress: Progress | None) -> LoadResult:
+        return load_offline(BUILTIN, progress)

@@ -61,7 +61,7 @@ def test_bad_credentials_get_401_without_a_trace(sqlite_timeline: Timeline, clie
     assert_clean_error(malformed, 401, "malformed token: expected mlmon_ followed by 43 characters")
     assert malformed.headers["www-authenticate"] == 'Bearer realm="mlmon"'
     assert_clean_error(client.get(URL, headers={"Authorization": "Basic abc"}), 401, "Authorization: Bearer")
-    tokens = sqlite_timeline.tokens
+    tokens = sqlite_timeline.runtime.tokens
     secret, _ = tokens.create("old-audit", Role.AUDITOR, (), "tests", NOW - timedelta(days=2), NOW - timedelta(days=1))
     expired = client.get(URL, headers={"Authorization": f"Bearer {secret}"})
     assert_clean_error(expired, 401, "token 'old-audit' expired at")
