@@ -86,7 +86,8 @@ def test_alert_fingerprints_are_rekeyed_as_alertmanager_computes_them(empty_url:
     from monitor.store.schema import alert_groups, alert_instances
 
     engine = make_engine(empty_url)
-    migrate.upgrade(engine, "0005")
+    before = "0007"  # the revision 0005_fingerprints follows (re-chained at merge)
+    migrate.upgrade(engine, before)
     labels = {"alertname": "a", "project": "p"}
     old = "8a4bd3e5f1c0a3b7"  # any pre-upgrade key: the migration recomputes from the labels
     now = datetime(2026, 12, 1, tzinfo=UTC)
@@ -119,7 +120,7 @@ def test_alert_fingerprints_are_rekeyed_as_alertmanager_computes_them(empty_url:
     with engine.connect() as conn:
         assert conn.execute(select(alert_instances.c.fingerprint)).scalar_one() == fingerprint(labels)
         assert conn.execute(select(alert_groups.c.sent_firing)).scalar_one() == [fingerprint(labels), "other"]
-    migrate.downgrade(engine, "0005")
+    migrate.downgrade(engine, before)
     with engine.connect() as conn:
         back = conn.execute(select(alert_instances.c.fingerprint)).scalar_one()
     assert back != fingerprint(labels) and len(back) == 16
