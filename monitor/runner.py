@@ -60,12 +60,14 @@ class SourceRunner:
     _hung: dict[str, _Hung] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def run(self, plan: SourcePlan) -> RunRecord:
+    def run(self, plan: SourcePlan, *, worker: str | None = None, job_id: int | None = None) -> RunRecord:
+        """Run `plan` once and store its outcome; `worker` and `job_id` say who ran it from the queue."""
         started = self.clock.now()
         t0 = time.perf_counter()
+        who = _Who(worker, job_id)
         hung = self._still_hung(plan.id)
         if hung is not None:
-            record = self._failure(plan, started, t0, f"previous run is still hung (since {hung.isoformat()})")
+            record = self._failure(plan, started, t0, f"previous run is still hung (since {hung.isoformat()})", who=who)
             return self._save_failure(record)
         try:
             status = self.store.sources.status(plan.project, plan.source)
@@ -83,13 +85,13 @@ class SourceRunner:
             result = self._bounded(plan, ctx)
             samples, events = _validate(plan, result, started)
         except _Timeout:
-            record = self._failure(plan, started, t0, f"timed out after {plan.timeout_seconds:g}s", "timeout")
+            record = self._failure(plan, started, t0, f"timed out after {plan.timeout_seconds:g}s", "timeout", who)
             return self._save_failure(record)
         except SourceError as exc:
-            return self._save_failure(self._failure(plan, started, t0, str(exc)))
+            return self._save_failure(self._failure(plan, started, t0, str(exc), who=who))
         except Exception as exc:
             log.exception("source %s raised", plan.id)
-            return self._save_failure(self._failure(plan, started, t0, f"{type(exc).__name__}: {exc}"))
+            return self._save_failure(self._failure(plan, started, t0, f"{type(exc).__name__}: {exc}", who=who))
         record = RunRecord(
             plan.project,
             plan.source,
@@ -99,6 +101,8 @@ class SourceRunner:
             "ok",
             samples=len(samples),
             events=len(events),
+            worker=who.worker,
+            job_id=who.job_id,
         )
         try:
             with write_tx(self.store.engine) as conn:
@@ -107,7 +111,7 @@ class SourceRunner:
                 self.store.sources.record(record, result.checkpoint, conn)
         except Exception as exc:
             log.exception("storing the output of %s failed", plan.id)
-            return self._save_failure(self._failure(plan, started, t0, f"storing the readings failed: {exc}"))
+            return self._save_failure(self._failure(plan, started, t0, f"storing the readings failed: {exc}", who=who))
         self._notify({s.series for s in samples})
         return record
 
@@ -150,9 +154,26 @@ class SourceRunner:
             return None
 
     def _failure(
-        self, plan: SourcePlan, started: datetime, t0: float, error: str, outcome: str = "failed"
+        self,
+        plan: SourcePlan,
+        started: datetime,
+        t0: float,
+        error: str,
+        outcome: str = "failed",
+        who: _Who | None = None,
     ) -> RunRecord:
-        return RunRecord(plan.project, plan.source, plan.kind, started, time.perf_counter() - t0, outcome, error)
+        who = who or _Who(None, None)
+        return RunRecord(
+            plan.project,
+            plan.source,
+            plan.kind,
+            started,
+            time.perf_counter() - t0,
+            outcome,
+            error,
+            worker=who.worker,
+            job_id=who.job_id,
+        )
 
     def _save_failure(self, record: RunRecord) -> RunRecord:
         log.warning("source %s/%s %s: %s", record.project, record.source, record.outcome, record.error)
@@ -174,6 +195,12 @@ class SourceRunner:
 
 class _Timeout(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Who:
+    worker: str | None
+    job_id: int | None
 
 
 def _validate(plan: SourcePlan, result: CollectResult, now: datetime) -> tuple[list[Sample], list[Event]]:

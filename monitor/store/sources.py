@@ -28,6 +28,9 @@ class RunRecord:
     error: str | None = None
     samples: int = 0
     events: int = 0
+    worker: str | None = None
+    """The `mlmon worker` that ran it from the queue; None when it ran in-process."""
+    job_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -52,6 +55,7 @@ class SourceStatus:
     failures_total: int
     run_seconds_total: float
     checkpoint: Mapping[str, Any] | None
+    last_worker: str | None = None
 
     @property
     def up(self) -> bool:
@@ -87,6 +91,8 @@ class SourceStore:
                 error=run.error,
                 samples=run.samples,
                 events=run.events,
+                worker=run.worker,
+                job_id=run.job_id,
             )
         )
         key = (source_state.c.project == run.project) & (source_state.c.source == run.source)
@@ -98,6 +104,7 @@ class SourceStore:
             "last_outcome": run.outcome,
             "last_error": run.error,
             "last_duration_seconds": run.duration_seconds,
+            "last_worker": run.worker,
         }
         if run.ok:
             values["last_success_at"] = run.started_at
@@ -201,6 +208,8 @@ class SourceStore:
                     error=r.error,
                     samples=r.samples,
                     events=r.events,
+                    worker=r.worker,
+                    job_id=r.job_id,
                 )
                 for r in conn.execute(query.limit(limit))
             ]

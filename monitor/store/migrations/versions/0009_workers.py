@@ -1,0 +1,46 @@
+"""distributed workers: procrastinate's job queue (PostgreSQL only) and who ran each source run
+
+Revision ID: 0009
+Revises: 0005
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+QUEUE_SCHEMA = "mlmon_queue"
+"""procrastinate's tables, types and functions live in their own schema: mlmon's tables stay
+alone in the default one, and a downgrade drops the whole queue in one statement."""
+
+
+def upgrade() -> None:
+    op.add_column("source_runs", sa.Column("worker", sa.String(length=128), nullable=True))
+    op.add_column("source_runs", sa.Column("job_id", sa.BigInteger(), nullable=True))
+    op.add_column("source_state", sa.Column("last_worker", sa.String(length=128), nullable=True))
+    if op.get_bind().dialect.name != "postgresql":
+        return  # SQLite runs every source in-process: there is no queue
+    from procrastinate.schema import SchemaManager
+
+    bind = op.get_bind()
+    previous = bind.exec_driver_sql("SELECT current_setting('search_path')").scalar_one()
+    bind.exec_driver_sql(f"CREATE SCHEMA {QUEUE_SCHEMA}")
+    bind.exec_driver_sql(f"SELECT set_config('search_path', '{QUEUE_SCHEMA}', true)")
+    # the driver sees no parameters here, so procrastinate's own SQL goes through untouched
+    bind.exec_driver_sql(SchemaManager.get_schema())
+    # later migrations in this transaction must see mlmon's schema again
+    bind.execute(sa.text("SELECT set_config('search_path', :p, true)"), {"p": previous})
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP SCHEMA IF EXISTS {QUEUE_SCHEMA} CASCADE")
+    op.drop_column("source_state", "last_worker")
+    op.drop_column("source_runs", "job_id")
+    op.drop_column("source_runs", "worker")
