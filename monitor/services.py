@@ -174,7 +174,7 @@ def _queue_node(runtime: Runtime, runner: SourceRunner, role: WorkerRole) -> Que
 def _enqueuer(runtime: Runtime, queue: QueueNode) -> Callable[[SourcePlan], object]:
     def enqueue(plan: SourcePlan) -> None:
         if queue.enqueue(plan.id, plan.config.queue, runtime.clock.now()) is None:
-            log.info("%s: the previous run is still waiting in queue %s; not queued twice", plan.id, plan.config.queue)
+            log.debug("%s: the previous run is still waiting in queue %s; not queued twice", plan.id, plan.config.queue)
 
     return enqueue
 

@@ -28,6 +28,7 @@ from monitor.views.project_page import project_page
 from monitor.views.scorecard import FLAGS, build_scorecards
 from monitor.web.listing import PAGE_SIZES, SORTS, OverviewQuery, listing, parse_query
 from monitor.web.render import render
+from monitor.workqueue.waiting import waiting_runs
 
 ALERT_STATES = ("pending", "firing", "resolved")
 
@@ -47,11 +48,15 @@ def _overview(
     runtime: Runtime, principal: Principal, query: OverviewQuery, projects: list[ProjectConfig], now: datetime
 ) -> str:
     cards = build_scorecards(runtime.store, runtime.config, now, projects)
+    seen = {p.id for p in projects}
+    intervals = {plan.id: plan.interval_seconds for plan in runtime.plans if plan.project in seen}
+    waiting = waiting_runs(runtime.store.engine, now, intervals)
     return render(
         "overview.html",
         nav="overview",
         principal=principal,
         now=now,
+        waiting=sorted((source, w) for source, w in waiting.items() if source in intervals),
         result=listing(cards, query),
         query=query,
         sorts=SORTS,

@@ -55,6 +55,10 @@ async def _autocommit(connection: Any) -> None:
 
 class QueueNode:
     def __init__(self, database_url: str, options: NodeOptions, execute: Execute | None = None) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            # two INFO lines per job drown everything else at hundreds of runs a second; each
+            # run's outcome is in source_runs and mlmon's own log already
+            logging.getLogger("procrastinate").setLevel(logging.WARNING)
         self.options = options
         self._execute = execute
         connector = procrastinate.PsycopgConnector(

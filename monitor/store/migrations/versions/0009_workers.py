@@ -32,8 +32,8 @@ def upgrade() -> None:
     previous = bind.exec_driver_sql("SELECT current_setting('search_path')").scalar_one()
     bind.exec_driver_sql(f"CREATE SCHEMA {QUEUE_SCHEMA}")
     bind.exec_driver_sql(f"SELECT set_config('search_path', '{QUEUE_SCHEMA}', true)")
-    # the driver sees no parameters here, so procrastinate's own SQL goes through untouched
-    bind.exec_driver_sql(SchemaManager.get_schema())
+    # straight to psycopg without parameters, so the `%` in procrastinate's own SQL stays as it is
+    bind.connection.driver_connection.execute(SchemaManager.get_schema())  # type: ignore[union-attr]
     # later migrations in this transaction must see mlmon's schema again
     bind.execute(sa.text("SELECT set_config('search_path', :p, true)"), {"p": previous})
 
