@@ -104,6 +104,7 @@ source_runs = Table(
     Column("job_id", BigInteger, doc="the queue job it ran, when it came from the PostgreSQL queue"),
     Index(None, "project", "source", "started_at"),
     Index(None, "started_at"),
+    Index(None, "job_id"),
 )
 
 source_state = Table(

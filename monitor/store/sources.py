@@ -214,6 +214,12 @@ class SourceStore:
                 for r in conn.execute(query.limit(limit))
             ]
 
+    def ran_job(self, job_id: int) -> bool:
+        """Whether a run of queue job `job_id` is stored (a retried job checks before running)."""
+        with self.engine.connect() as conn:
+            query = select(source_runs.c.id).where(source_runs.c.job_id == job_id).limit(1)
+            return conn.execute(query).first() is not None
+
     def prune_runs(self, before: datetime, conn: Connection) -> int:
         result = conn.execute(delete(source_runs).where(source_runs.c.started_at < before))
         return result.rowcount or 0

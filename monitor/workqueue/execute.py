@@ -46,7 +46,7 @@ class QueuedRuns:
     worker: str
     _plans: tuple[int, dict[str, SourcePlan]] = field(default=(0, {}))
 
-    def __call__(self, source_id: str, job_id: int, due: str) -> None:
+    def __call__(self, source_id: str, job_id: int, due: str, attempts: int = 0) -> None:
         plan = self._plan(source_id)
         if plan is None:
             log.warning("job %d names source %s, which this worker's configuration lacks; skipped", job_id, source_id)
@@ -54,6 +54,10 @@ class QueuedRuns:
         with fenced(self.runtime.store.engine, source_id) as alone:
             if not alone:
                 log.warning("job %d: another run of %s is still in progress; this one is dropped", job_id, source_id)
+                return
+            if attempts and self.runtime.store.sources.ran_job(job_id):
+                # a retry of a run whose worker stored it and died before telling the queue
+                log.info("job %d (%s) was already stored by its first worker; not run twice", job_id, source_id)
                 return
             self.runner.run(plan, worker=self.worker, job_id=job_id)
 

@@ -25,8 +25,8 @@ log = logging.getLogger("mlmon.workqueue")
 
 T = TypeVar("T")
 
-Execute = Callable[[str, int, str], None]
-"""(source id, job id, due time) -> None: run the source once (in a worker thread)."""
+Execute = Callable[[str, int, str, int], None]
+"""(source id, job id, due time, earlier attempts) -> None: run the source once (in a worker thread)."""
 
 
 @dataclass(frozen=True)
@@ -206,4 +206,4 @@ class QueueNode:
 
     def _run_job(self, context: procrastinate.JobContext, source: str, due: str) -> None:
         assert self._execute is not None and context.job.id is not None
-        self._execute(source, context.job.id, due)
+        self._execute(source, context.job.id, due, context.job.attempts)

@@ -24,6 +24,7 @@ def upgrade() -> None:
     op.add_column("source_runs", sa.Column("worker", sa.String(length=128), nullable=True))
     op.add_column("source_runs", sa.Column("job_id", sa.BigInteger(), nullable=True))
     op.add_column("source_state", sa.Column("last_worker", sa.String(length=128), nullable=True))
+    op.create_index("ix_source_runs_job_id", "source_runs", ["job_id"])
     if op.get_bind().dialect.name != "postgresql":
         return  # SQLite runs every source in-process: there is no queue
     from procrastinate.schema import SchemaManager
@@ -41,6 +42,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP SCHEMA IF EXISTS {QUEUE_SCHEMA} CASCADE")
+    op.drop_index("ix_source_runs_job_id", table_name="source_runs")
     op.drop_column("source_state", "last_worker")
     op.drop_column("source_runs", "job_id")
     op.drop_column("source_runs", "worker")
