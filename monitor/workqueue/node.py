@@ -53,6 +53,10 @@ async def _autocommit(connection: Any) -> None:
     await connection.set_autocommit(True)
 
 
+def _autocommit_sync(connection: Any) -> None:
+    connection.autocommit = True
+
+
 class QueueNode:
     def __init__(self, database_url: str, options: NodeOptions, execute: Execute | None = None) -> None:
         if not log.isEnabledFor(logging.DEBUG):
@@ -71,6 +75,18 @@ class QueueNode:
         )
         self.app = procrastinate.App(connector=connector)
         self.app.task(name=TASK, pass_context=True)(self._run_job)
+        # The leader enqueues from the scheduler's threads on a pool of its own: through the event
+        # loop, each enqueue waited behind the jobs' callbacks, and a busy worker fell behind its
+        # own schedule.
+        self._enqueuer = procrastinate.App(
+            connector=procrastinate.SyncPsycopgConnector(
+                conninfo=conninfo(database_url),
+                kwargs={"options": f"-c search_path={QUEUE_SCHEMA}", "application_name": f"mlmon {options.name}"},
+                configure=_autocommit_sync,
+                min_size=1,
+                max_size=4,
+            )
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: Worker | None = None
         self._ready = threading.Event()
@@ -81,6 +97,10 @@ class QueueNode:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> None:
+        try:
+            self._enqueuer.open()
+        except Exception as exc:
+            raise RuntimeError(f"the job queue could not be opened: {exc}") from exc
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("the job queue did not open in time")
@@ -89,6 +109,7 @@ class QueueNode:
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop taking jobs, let the running ones finish, unregister, close the pool."""
+        self._enqueuer.close()
         loop = self._loop
         if loop is None or not self._thread.is_alive():
             return
@@ -159,9 +180,9 @@ class QueueNode:
     def enqueue(self, plan_id: str, queue: str, due: datetime) -> int | None:
         """Queue one run of `plan_id`; None when a run of it is already waiting (it will do)."""
         lock = lock_of(plan_id)
-        deferrer = self.app.configure_task(TASK, lock=lock, queueing_lock=lock, queue=queue)
+        deferrer = self._enqueuer.configure_task(TASK, lock=lock, queueing_lock=lock, queue=queue)
         try:
-            return self._call(deferrer.defer_async(source=plan_id, due=due.isoformat()))
+            return deferrer.defer(source=plan_id, due=due.isoformat())
         except pq_errors.AlreadyEnqueued:
             return None
 
