@@ -197,21 +197,22 @@ class QueueNode:
         stalled = await manager.get_stalled_jobs(task_name=TASK, seconds_since_heartbeat=self.options.stalled_seconds)
         for job in stalled:
             assert job.id is not None
+            source = job.task_kwargs.get("source")
             if job.attempts == 0:
                 try:
                     await manager.retry_job(job)
                     retried.append(job.id)
-                    log.warning(
-                        "run of %s (job %d) lost its worker; retrying it once", job.task_kwargs.get("source"), job.id
-                    )
+                    log.warning("run of %s (job %d) lost its worker; retrying it once", source, job.id)
                     continue
                 except pq_errors.UniqueViolation:
                     # A newer run of the same source is already waiting (it holds the queueing
                     # lock, procrastinate#1446): that one replaces the lost run.
-                    pass
+                    why = "a newer run of it is queued and replaces it"
+            else:
+                why = "it was retried once already"
             await manager.finish_job(job, status=Status.FAILED, delete_job=False)
             failed.append(job.id)
-            log.error("run of %s (job %d) lost its worker again; marked failed", job.task_kwargs.get("source"), job.id)
+            log.error("run of %s (job %d) lost its worker; marked failed: %s", source, job.id, why)
         return ReapReport(tuple(retried), tuple(failed))
 
     def prune(self, hours: int) -> None:

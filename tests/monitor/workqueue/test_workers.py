@@ -57,7 +57,7 @@ def config_text(probe: str, slow: str) -> str:
         "      - name: slow",
         "        kind: http_json",
         "        interval: 1h",
-        "        timeout: 60s",
+        "        timeout: 5m",
         "        queue: slow",
         "        params:",
         f"          url: {slow}",
@@ -80,7 +80,7 @@ def server() -> Iterator[tuple[LocalHttpServer, threading.Event]]:
             hold = not held
             held.append(seen.header("X-Worker") or "?")
         if hold:
-            release.wait(120)
+            release.wait(300)
         return Answer({"value": 2})
 
     with LocalHttpServer() as http:
@@ -142,8 +142,9 @@ def test_three_workers_share_300_sources_exactly_once(
         slow_job = scalar(
             "SELECT id FROM mlmon_queue.procrastinate_jobs WHERE args->>'source' = 'slowp/slow' ORDER BY id LIMIT 1"
         )
+        completed = "SELECT count(*) FROM source_runs WHERE source = 'slow' AND worker <> :v AND outcome = 'ok'"
         wait_until(
-            lambda: scalar("SELECT count(*) FROM source_runs WHERE job_id = :j", j=slow_job) == 1,
+            lambda: scalar(completed, v=victim) == 1,
             timeout=60,
             interval=0.2,
             what="the killed worker's in-flight run to be completed by another worker",
@@ -153,12 +154,10 @@ def test_three_workers_share_300_sources_exactly_once(
                 stop_process(proc, timeout=60)
 
         with engine.connect() as conn:
-            slow_run = conn.execute(
-                text("SELECT worker, outcome FROM source_runs WHERE job_id = :j"), {"j": slow_job}
+            slow_runs = conn.execute(text("SELECT worker, job_id FROM source_runs WHERE source = 'slow'")).all()
+            slow_status = conn.execute(
+                text("SELECT status::text, attempts FROM mlmon_queue.procrastinate_jobs WHERE id = :j"), {"j": slow_job}
             ).one()
-            attempts = conn.execute(
-                text("SELECT attempts FROM mlmon_queue.procrastinate_jobs WHERE id = :j"), {"j": slow_job}
-            ).scalar()
             runs = conn.execute(
                 text("SELECT project, source, worker, job_id, started_at, duration_seconds, outcome FROM source_runs")
             ).all()
@@ -175,10 +174,12 @@ def test_three_workers_share_300_sources_exactly_once(
             stop_process(proc)
         engine.dispose()
 
-    # the killed worker's run was retried once and completed elsewhere
-    assert slow_run.worker != victim and slow_run.worker in WORKERS
-    assert slow_run.outcome == "ok"
-    assert attempts == 1
+    # The killed worker's run was completed by another: its job retried once, or (when the new
+    # leader had already queued the next run of the source) replaced by that run.
+    assert [r.worker for r in slow_runs if r.worker != victim] and victim not in {r.worker for r in slow_runs}
+    retried = slow_status.status == "succeeded" and slow_status.attempts == 2
+    replaced = slow_status.status == "failed" and any(r.job_id > slow_job for r in slow_runs)
+    assert retried or replaced, (slow_status, slow_runs)
 
     # exactly once: no queue job ran twice, and every job the queue calls done has its one run
     by_job = Counter(r.job_id for r in runs)
