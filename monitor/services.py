@@ -27,6 +27,7 @@ from monitor.runtime import Runtime
 from monitor.scheduler import MaintenanceJob, Scheduler
 from monitor.store import migrate
 from monitor.store.retention import apply_retention
+from monitor.workqueue.batch import DueBatcher
 from monitor.workqueue.names import uses_queue
 
 if TYPE_CHECKING:
@@ -84,13 +85,15 @@ class Services:
     http_senders: HttpSenders
     queue: QueueNode | None = None
     """The job queue on PostgreSQL: the leader enqueues due runs, this process runs its queues'."""
+    batcher: DueBatcher | None = None
 
     @classmethod
     def build(cls, runtime: Runtime, engine: AlertEngine | None = None, role: WorkerRole | None = None) -> Services:
         engine = engine or build_engine(runtime)
         runner = SourceRunner(runtime.store, runtime.clock, HttpFactory(), listeners=[runtime.ingested])
         queue = _queue_node(runtime, runner, role or WorkerRole())
-        scheduler = Scheduler(runtime, runner, dispatch=_enqueuer(runtime, queue) if queue else None)
+        batcher = DueBatcher(queue) if queue is not None else None
+        scheduler = Scheduler(runtime, runner, dispatch=_enqueuer(runtime, batcher) if batcher else None)
         telemetry = runtime.telemetry
         http = HttpSenders()
         senders: dict[str, Sender] = {
@@ -138,17 +141,21 @@ class Services:
                     "queue-retention", RETENTION_EVERY_SECONDS, lambda: queue.prune(QUEUE_KEEP_HOURS), first_delay=90.0
                 )
             )
-        return cls(runtime, runner, engine, scheduler, loops, http, queue)
+        return cls(runtime, runner, engine, scheduler, loops, http, queue, batcher)
 
     def start(self, elect: bool = True) -> None:
         if self.queue is not None:
             self.queue.start()
+        if self.batcher is not None:
+            self.batcher.start()
         self.scheduler.start(elect=elect)
         self.loops.start()
 
     def stop(self) -> None:
         self.loops.stop()
         self.scheduler.shutdown()
+        if self.batcher is not None:
+            self.batcher.stop()
         if self.queue is not None:
             self.queue.stop()
         self.http_senders.close()
@@ -171,10 +178,9 @@ def _queue_node(runtime: Runtime, runner: SourceRunner, role: WorkerRole) -> Que
     return QueueNode(settings.database_url, options, QueuedRuns(runtime, runner, role.name))
 
 
-def _enqueuer(runtime: Runtime, queue: QueueNode) -> Callable[[SourcePlan], object]:
+def _enqueuer(runtime: Runtime, batcher: DueBatcher) -> Callable[[SourcePlan], object]:
     def enqueue(plan: SourcePlan) -> None:
-        if queue.enqueue(plan.id, plan.config.queue, runtime.clock.now()) is None:
-            log.debug("%s: the previous run is still waiting in queue %s; not queued twice", plan.id, plan.config.queue)
+        batcher.submit(plan.id, plan.config.queue, runtime.clock.now())
 
     return enqueue
 

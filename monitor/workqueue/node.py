@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import procrastinate
 from procrastinate import exceptions as pq_errors
-from procrastinate.jobs import Status
+from procrastinate.jobs import Job, Status
 from procrastinate.worker import Worker
 
 from monitor.workqueue.names import QUEUE_SCHEMA, TASK, conninfo, lock_of
@@ -185,6 +185,40 @@ class QueueNode:
             return deferrer.defer(source=plan_id, due=due.isoformat())
         except pq_errors.AlreadyEnqueued:
             return None
+
+    def enqueue_many(self, due: Sequence[tuple[str, str, datetime]]) -> tuple[int, int]:
+        """Queue one run of each `(source id, queue, due)` in one statement, leaving out sources
+        whose previous run still waits; (queued, left out)."""
+        if not due:
+            return 0, 0
+        connector = self._enqueuer.connector.get_sync_connector()
+        locks = [lock_of(plan_id) for plan_id, _, _ in due]
+        waiting = {
+            row["queueing_lock"]
+            for row in connector.execute_query_all(
+                "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' AND queueing_lock = ANY(%(locks)s)",
+                locks=locks,
+            )
+        }
+        fresh = [(plan_id, queue, when) for plan_id, queue, when in due if lock_of(plan_id) not in waiting]
+        jobs = [
+            Job(
+                id=None,
+                queue=queue,
+                lock=lock_of(plan_id),
+                queueing_lock=lock_of(plan_id),
+                task_name=TASK,
+                task_kwargs={"source": plan_id, "due": when.isoformat()},
+            )
+            for plan_id, queue, when in fresh
+        ]
+        try:
+            self._enqueuer.job_manager.batch_defer_jobs(jobs)
+            queued = len(jobs)
+        except pq_errors.AlreadyEnqueued:
+            # the reaper put a stalled run back in between: queue the others one by one
+            queued = sum(self.enqueue(plan_id, queue, when) is not None for plan_id, queue, when in fresh)
+        return queued, len(due) - queued
 
     def reap(self) -> ReapReport:
         """Retry once each run whose worker stopped heartbeating; fail it the second time."""
