@@ -13,10 +13,18 @@ The data is made through the families' own code paths on a SQLite file:
 - alerts: one threshold rule, evaluated once by the alert engine (~5% of projects firing);
 - owners (none, one or two), success targets and budgets vary, so every red flag occurs.
 
+- one more project, `big`, whose lock file (torch 2.5.1 with torchvision, torchaudio and triton,
+  old transformers, pillow and numpy, and synthetic packages whose advisories are added to the real
+  OSV records) has at least 300 open findings and a remediation plan computed by the stack sync
+  against a PEP 691 index with torch's real release history and the companions' metadata.
+
 Then a real server, `mlmon serve --no-scheduler` on that file. After warm-up requests, REQUESTS
 requests alternate between the overview page (`GET /`, an admin token, 100 rows of the 1,000
-sorted by health) and the audit report (`GET /api/v1/reports/audit`, JSON, an auditor token):
-p50 / p95 / max of each side by side. Goals: overview p95 <= 300 ms, audit report p95 <= 2 s.
+sorted by health), the audit report (`GET /api/v1/reports/audit`, JSON, an auditor token) and the
+project page of `big` (300 findings and its plan): p50 / p95 / max of each side by side. Goals:
+overview p95 <= 300 ms, audit report p95 <= 2 s, project page with 300 findings and its plan p95
+<= 300 ms. Also printed: the plan's own computation for `big`, cold (index read) and from the
+store's cache, against the page's time.
 Also printed: the scorecard's read model in-process, per family, to show where the time goes.
 
     .venv/bin/python bench/ui.py                     # 1,000 projects, 100 requests each
@@ -60,6 +68,12 @@ from monitor.store.changes import Change  # noqa: E402
 
 OVERVIEW_GOAL_S = 0.3
 AUDIT_GOAL_S = 2.0
+PROJECT_PAGE_GOAL_S = 0.3
+BIG_FINDINGS = 300
+BIG_LOCK = {
+    "torch": "2.5.1", "torchvision": "0.20.1", "torchaudio": "2.5.1", "triton": "3.1.0",
+    "transformers": "4.30.0", "pillow": "9.0.0", "numpy": "1.21.0",
+}  # fmt: skip
 TORCH_LINES = ("2.6.0+cu124", "2.7.1", "2.8.0", "2.9.1", "2.10.0")
 TEAMS = ("growth", "search", "vision", "speech", "ads", "risk", "ops", "research")
 WEEKS = 4
@@ -98,7 +112,16 @@ def write_config(tmp: Path, n: int, index_url: str) -> Path:
             lines.append(f"    spend: {{budget: {{amount: {1500 + (i % 5) * 500}}}}}")
         lock = tmp / "locks" / pid / "requirements.txt"
         lines += ["    sources:", f"      - {{name: deps, kind: lockfile, interval: 1h, params: {{path: '{lock}'}}}}"]
-    osv = REPO.parent / "shared" / "data" / "osv"
+    big_lock = tmp / "locks" / "big" / "requirements.txt"
+    lines += [
+        "  - id: big",
+        "    name: Big project (300 findings)",
+        "    owners: [{name: Big, email: big@example.com}]",
+        "    sources:",
+        f"      - {{name: deps, kind: lockfile, interval: 1h, params: {{path: '{big_lock}', "
+        "environment: {python_version: '3.11', sys_platform: linux, platform_machine: x86_64}}}",
+    ]
+    osv = tmp / "osv"
     lines += [
         "rules:",
         "  - {name: accuracy-low, kind: threshold, labels: {severity: critical}, "
@@ -112,11 +135,60 @@ def write_config(tmp: Path, n: int, index_url: str) -> Path:
     return path
 
 
-def write_locks(tmp: Path, n: int, step: int) -> None:
+def write_locks(tmp: Path, n: int, step: int, synthetic: int) -> None:
     for i in range(n):
         path = tmp / "locks" / project_id(i) / "requirements.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"torch=={torch_at(i, step)}\nnumpy==2.2.6\nrequests==2.32.3\n")
+    big = tmp / "locks" / "big" / "requirements.txt"
+    big.parent.mkdir(parents=True, exist_ok=True)
+    pins = {**BIG_LOCK, **{synthetic_name(k): "1.0.0" for k in range(synthetic)}}
+    big.write_text("".join(f"{name}=={version}\n" for name, version in pins.items()))
+
+
+def synthetic_name(k: int) -> str:
+    return f"benchpkg-{k:03d}"
+
+
+SYNTHETIC_RELEASES = {v: {"upload_time": f"2025-0{i + 1}-01T00:00:00Z", "requires_python": ">=3.9", "yanked": False}
+                      for i, v in enumerate(("1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"))}  # fmt: skip
+
+
+def write_advisories(tmp: Path, big_real: int) -> int:
+    """The real OSV records, plus two synthetic records per synthetic package (one fixed in 1.2.0,
+    one in 2.0.0 with a regression range) so `big` reaches BIG_FINDINGS; returns how many packages."""
+    real = REPO.parent / "shared" / "data" / "osv"
+    shutil.copytree(real / "PyPI", tmp / "osv" / "PyPI", dirs_exist_ok=True)
+    count = max(0, (BIG_FINDINGS - big_real + 1) // 2)
+    for k in range(count):
+        name = synthetic_name(k)
+        folder = tmp / "osv" / "PyPI" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for suffix, events, vector in (
+            ("A", [{"introduced": "0"}, {"fixed": "1.2.0"}], "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
+            ("B", [{"introduced": "0"}, {"fixed": "1.1.0"}, {"introduced": "1.3.0"}, {"fixed": "2.0.0"}],
+             "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:L/I:L/A:N"),
+        ):  # fmt: skip
+            ident = f"BENCH-{k:03d}-{suffix}"
+            doc = {
+                "schema_version": "1.6.0", "id": ident, "modified": "2025-06-01T00:00:00Z",
+                "published": "2025-05-01T00:00:00Z", "summary": f"synthetic advisory {ident}",
+                "severity": [{"type": "CVSS_V3", "score": vector}],
+                "affected": [{"package": {"ecosystem": "PyPI", "name": name},
+                              "ranges": [{"type": "ECOSYSTEM", "events": events}]}],
+            }  # fmt: skip
+            (folder / f"{ident}.json").write_text(json.dumps(doc))
+    return count
+
+
+def big_real_findings() -> int:
+    """Findings of `big`'s real packages under the real records (to size the synthetic part)."""
+    from monitor.stack.advisories.index import AdvisoryIndex
+    from monitor.stack.advisories.model import parse_advisory
+    from tests.monitor.stack.support import osv_documents
+
+    index = AdvisoryIndex([parse_advisory(d) for d in osv_documents()])
+    return sum(len(index.match(name, version)) for name, version in BIG_LOCK.items())
 
 
 def quality_samples(n: int, start: datetime, now: datetime) -> list[Sample]:
@@ -163,12 +235,16 @@ def focus_file(tmp: Path, n: int, start: datetime, now: datetime) -> None:
 
 
 @contextmanager
-def package_index() -> Iterator[str]:
-    from tests.monitor.stack.support import PackageIndex, torch_releases
+def package_index(synthetic: int) -> Iterator[str]:
+    """torch's real release history with its companions' metadata (the plan tests' index), and the
+    synthetic packages' releases."""
+    from tests.monitor.stack.plan_index import PlanIndex
+    from tests.monitor.stack.support import PackageIndex
     from tests.support.http_server import LocalHttpServer
 
     with LocalHttpServer() as server:
-        PackageIndex(server, {"torch": torch_releases()})
+        PlanIndex(server)
+        PackageIndex(server, {synthetic_name(k): SYNTHETIC_RELEASES for k in range(synthetic)})
         yield server.url("/simple")
 
 
@@ -176,7 +252,8 @@ def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str]:
     """The data set; returns the configuration file, an admin token and an auditor token."""
     start = now - timedelta(days=WEEKS * 7)
     clock = FrozenClock(start)
-    with package_index() as index_url:
+    synthetic = write_advisories(tmp, big_real_findings())
+    with package_index(synthetic) as index_url:
         config = write_config(tmp, n, index_url)
         runtime = Runtime.create(Settings(config=config, database_url=f"sqlite:///{tmp / 'mlmon.db'}"), clock=clock)
         prepare_database(runtime)
@@ -185,7 +262,7 @@ def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str]:
         for step in range(WEEKS + 1):
             moment = start + timedelta(days=7 * step)
             clock.set(moment)
-            write_locks(tmp, n, step)
+            write_locks(tmp, n, step, synthetic)
             began = time.perf_counter()
             failed = [p.id for p in locks if not runner.run(p).ok]
             report = tick(runtime.store, runtime.config, moment, HttpFactory(timeout=30), {})
@@ -194,9 +271,15 @@ def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str]:
                     f"stack step {step} failed: {failed[:3]} {report.reconcile.errors} {report.ingest.errors}"
                 )
             changed = f"+{report.reconcile.opened} -{report.reconcile.resolved} findings"
+            if report.plans is not None:
+                changed += (
+                    f", plans {report.plans.computed} computed / {report.plans.kept} kept in "
+                    f"{report.plans.seconds:.1f} s"
+                )
             print(f"  stack sync {moment:%Y-%m-%d}: {len(locks)} lock files, {changed}, "
                   f"{time.perf_counter() - began:.1f} s", flush=True)  # fmt: skip
             runtime.store.changes.record(Change(moment, "bench", "token.create", None, f"weekly-{step}", {}))
+        profile_plan(runtime, start + timedelta(days=7 * WEEKS), index_url)
     clock.set(now)
     began = time.perf_counter()
     batch = quality_samples(n, start, now)
@@ -219,6 +302,45 @@ def build(tmp: Path, n: int, now: datetime) -> tuple[Path, str, str]:
     profile_scorecard(runtime, now)
     runtime.store.close()
     return config, admin, auditor
+
+
+def profile_plan(runtime: Runtime, now: datetime, index_url: str) -> None:
+    """`big`'s plan computed in-process: cold (reading the index) and from the store's cache."""
+    from monitor.stack.findings import find
+    from monitor.stack.inventory.model import Inventory, merge
+    from monitor.stack.plan.index_client import IndexClient, MemoryCache
+    from monitor.stack.plan.inputs import plan_for
+    from monitor.stack.plan.store import PlanStore, StoreIndexCache
+    from monitor.stack.store import StackStore
+    from monitor.stack.sync import advisory_index
+
+    store = runtime.store
+    stack = StackStore(store.engine)
+    index = advisory_index(stack)
+    assert index is not None
+    docs = stack.inventory_documents("big")
+    merged = merge("repo", "big", [Inventory.from_doc(d) for d in docs.values()])
+    findings = find(merged, index, project="big")
+    platform = {"sys_platform": "linux", "platform_machine": "x86_64"}
+    with HttpFactory(timeout=30).client() as http:
+        began = time.perf_counter()
+        cold = IndexClient(http, index_url, MemoryCache(), now)
+        plan_for(merged, findings, index, cold, index_url=index_url, now=now, platform=platform)
+        cold_s = time.perf_counter() - began
+    began = time.perf_counter()
+    cached = IndexClient(None, index_url, StoreIndexCache(store.engine), now)
+    plan = plan_for(merged, findings, index, cached, index_url=index_url, now=now, platform=platform)
+    cached_s = time.perf_counter() - began
+    stored = PlanStore(store.engine).plans(["big"]).get("big")
+    torch = plan.for_package("torch")
+    print(f"  plan of big: {len(findings)} findings, {len(plan.packages)} packages to upgrade "
+          f"(torch -> {torch.target if torch else None}); computed cold (index over HTTP) in {cold_s * 1000:.0f} ms "
+          f"({cold.requests} requests), from the store's cache in {cached_s * 1000:.0f} ms; "
+          f"stored by the sync: {'yes' if stored is not None else 'NO'}", flush=True)  # fmt: skip
+    if len(findings) < BIG_FINDINGS or stored is None:
+        raise SystemExit(
+            f"big has {len(findings)} findings (wanted {BIG_FINDINGS}) / stored plan: {stored is not None}"
+        )
 
 
 def profile_scorecard(runtime: Runtime, now: datetime) -> None:
@@ -295,6 +417,7 @@ def measure(base: str, admin: str, auditor: str, requests: int) -> dict[str, lis
         "overview GET /": ("/", admin, "text/html"),
         "audit GET /api/v1/reports/audit": ("/api/v1/reports/audit", auditor, "application/json"),
         "overview, all rows ?per_page=1000": ("/?per_page=1000", admin, "text/html"),
+        "project page GET /projects/big": ("/projects/big", admin, "text/html"),
     }
     timings: dict[str, list[float]] = {name: [] for name in targets}
     with httpx.Client(base_url=base, timeout=120) as client:
@@ -312,6 +435,10 @@ def measure(base: str, admin: str, auditor: str, requests: int) -> dict[str, lis
               f"{len(check['changes'])} changes")  # fmt: skip
         page = client.get("/", headers={"Authorization": f"Bearer {admin}"}).text
         print(f"overview page: {len(page):,} bytes, {page.count('<tr data-project=')} rows shown")
+        big = client.get("/projects/big", headers={"Authorization": f"Bearer {admin}"}).text
+        print(f"project page of big: {len(big):,} bytes, {big.count('<tr data-finding=')} finding rows, "
+              f"{big.count('class=' + chr(34) + 'finding-group')} package groups, plan rows "
+              f"{big.count('<tr data-package=')}")  # fmt: skip
     return timings
 
 
@@ -320,6 +447,7 @@ def report(timings: dict[str, list[float]]) -> bool:
         "overview GET /": OVERVIEW_GOAL_S,
         "audit GET /api/v1/reports/audit": AUDIT_GOAL_S,
         "overview, all rows ?per_page=1000": None,
+        "project page GET /projects/big": PROJECT_PAGE_GOAL_S,
     }
     print(f"\n{'request':34} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'goal p95':>9}  verdict")
     ok = True

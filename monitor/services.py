@@ -151,13 +151,19 @@ class Services:
         self.scheduler.start(elect=elect)
         self.loops.start()
 
+    def quiesce(self) -> None:
+        """Called as soon as a stop is asked for (before the web server drains its connections)."""
+        self.scheduler.quiesce()
+
     def stop(self) -> None:
-        self.loops.stop()
-        self.scheduler.shutdown()
+        # The queue first: it takes no new run and lets the ones in flight finish and be marked
+        # done (the runner's stop below would cut them short and leave the queue to retry them).
         if self.batcher is not None:
             self.batcher.stop()
         if self.queue is not None:
             self.queue.stop()
+        self.loops.stop()
+        self.scheduler.shutdown()
         self.http_senders.close()
 
 

@@ -36,6 +36,9 @@ def csv_header(path: Path) -> list[str]:
     try:
         with text_rows(path) as text:
             header = next(csv.reader(text), None)
+    except EOFError:
+        # gzip's way of saying the file was cut short (click would print only "Aborted!")
+        raise FocusFileError(str(path), "the compressed file is truncated: it ends before the header does") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise FocusFileError(str(path), f"cannot read the CSV header: {exc}") from None
     if not header:

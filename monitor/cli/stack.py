@@ -1,10 +1,11 @@
 """`mlmon` subcommands of the stack family.
 
-    mlmon scan PATH... [--advisories DIR|ZIP|URL] [--format table|json|sarif|cyclonedx] [--fail-on SEVERITY]
+    mlmon scan PATH... [--advisories DIR|ZIP|URL] [--format table|json|plan|sarif|cyclonedx] [--fail-on SEVERITY]
     mlmon advisories import PATH | refresh | status
     mlmon stack sync | status | findings [--as-of TIME]
 
-Exit status: 0 ok, 1 the policy is violated (scan) or a step failed, 2 a usage or input error.
+Exit status: 0 ok, 1 the policy is violated (scan) or a step failed, 2 a usage or input error,
+3 nothing to check (scan: no package with a valid version).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,14 @@ from monitor.stack.ignore_file import IgnoreFileError, load_ignore_file
 from monitor.stack.inventory.model import Inventory, InventoryError
 from monitor.stack.inventory.reader import read_path
 from monitor.stack.package_index import configured_index, fetch_history
+from monitor.stack.plan.index_client import IndexClient, MemoryCache
+from monitor.stack.plan.render import render_plan
 from monitor.stack.releases import ReleaseHistory
 from monitor.stack.report.sarif import render_sarif
 from monitor.stack.report.text import render_table, table
 from monitor.stack.scan import FAIL_ON, Policy, describe_error, judge, load_advisories, packages_of, report_doc
 from monitor.stack.store import StackStore
-from monitor.stack.versions import canonical_name
+from monitor.stack.versions import canonical_name, parse_version
 
 
 @contextmanager
@@ -61,6 +65,23 @@ def _progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int],
         bar = state.get("bar")
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+NOTHING_TO_CHECK = 3
+
+
+def checkable(inventory: Inventory) -> tuple[Inventory, list[str]]:
+    """The inventory without packages whose version `packaging` cannot parse (nothing can be
+    matched against them: they would pass as "undetermined"), and a note for each one dropped."""
+    kept = [p for p in inventory.packages if parse_version(p.version) is not None]
+    if len(kept) == len(inventory.packages):
+        return inventory, []
+    notes = [
+        f"{p.origin}{f':{p.line}' if p.line else ''}: {p.name} {p.version[:60]!r} is not a valid version; not checked"
+        for p in inventory.packages
+        if parse_version(p.version) is None
+    ]
+    return replace(inventory, packages=tuple(kept), _index={}), notes
 
 
 # --- mlmon scan ---------------------------------------------------------------------------------------
@@ -89,6 +110,17 @@ def _histories(
     return histories, f"{choice.url} ({choice.origin})"
 
 
+def _plan_index(index_opt: str, notes: list[str]) -> str | None:
+    """The index the plan reads (None with `--index none`: the plan is then unverified)."""
+    if index_opt == "none":
+        return None
+    try:
+        return configured_index(os.environ, None if index_opt == "pip" else index_opt).url
+    except SourceError as exc:
+        notes.append(f"remediation plan not checked against an index: {exc}")
+        return None
+
+
 @click.command("scan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=False))
 @click.option(
@@ -100,7 +132,12 @@ def _histories(
     f"[env MLMON_ADVISORIES; default {DEFAULT_OSV_URL}]",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "sarif", "cyclonedx"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "plan", "sarif", "cyclonedx"]),
+    default="table",
+    show_default=True,
+    help="plan: only the remediation plan (what to upgrade, to what); it is also in table and json",
 )
 @click.option(
     "--fail-on",
@@ -121,7 +158,7 @@ def _histories(
     default="pip",
     show_default=True,
     metavar="pip|none|URL",
-    help="package index for release staleness: the one pip is configured to use, none, or a URL",
+    help="package index for release staleness and the plan: the one pip is configured to use, none, or a URL",
 )
 @click.option("--track", multiple=True, default=["torch"], show_default=True, help="packages whose staleness is shown")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report here instead of stdout")
@@ -142,16 +179,24 @@ def scan(
 ) -> None:
     """Check environments, lock files, SBOMs or repositories against OSV advisories (for CI).
 
-    Exit status: 0 the policy passes, 1 it is violated, 2 a usage or input error.
+    Exit status: 0 the policy passes, 1 it is violated, 2 a usage or input error, 3 nothing
+    checkable was found (no package with a valid version).
     """
     now = SystemClock().now()
     http = HttpFactory(timeout=timeout)
     inventories: list[tuple[str, Inventory]] = []
+    notes: list[str] = []
     for path in paths:
         try:
-            inventories.append((path, read_path(path)))
+            inventory, dropped = checkable(read_path(path))
         except InventoryError as exc:
             bootstrap.fail(f"cannot read {path}: {exc}")
+        inventories.append((path, inventory))
+        notes.extend(dropped)
+    if not any(inv.packages for _, inv in inventories):
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        bootstrap.fail(f"nothing to check: no package with a valid version in {', '.join(paths)}", NOTHING_TO_CHECK)
     try:
         ignores = load_ignore_file(ignore_file) if ignore_file else []
     except IgnoreFileError as exc:
@@ -165,24 +210,31 @@ def scan(
         bootstrap.fail(f"cannot load advisories from {spec}: {describe_error(exc)}")
     for rejected in load.rejected:
         click.echo(f"warning: advisory record rejected: {rejected.where}: {rejected.reason}", err=True)
-    notes: list[str] = []
     histories, index_used = _histories(
         index_opt, [canonical_name(t) for t in track], [i for _, i in inventories], http, notes
     )
-    report = judge(
-        inventories,
-        AdvisoryIndex(load.advisories),
-        load,
-        now,
-        ignores=ignores,
-        histories=histories,
-        index_url=index_used,
-    )
+    plan_index = _plan_index(index_opt, notes)
+    with http.client() as plan_http:
+        report = judge(
+            inventories,
+            AdvisoryIndex(load.advisories),
+            load,
+            now,
+            ignores=ignores,
+            histories=histories,
+            index_url=index_used,
+            plan_lookup=IndexClient(
+                plan_http if plan_index else None, plan_index, MemoryCache(), now, no_index=f"--index {index_opt}"
+            ),
+            plan_index=plan_index,
+        )
     report.notes.extend(notes)
     policy = Policy(fail_on, fail_on_undetermined, fixable_only, max_minors_behind)
     violations = policy.violations(report)
     if fmt == "table":
         text = render_table(report, violations)
+    elif fmt == "plan":
+        text = render_plan({t.name: t.plan for t in report.targets if t.plan is not None})
     else:
         from monitor.stack.report.cyclonedx import render_cyclonedx  # the CycloneDX library loads slowly
 
@@ -343,7 +395,13 @@ def stack_sync(config: str | None, database_url: str | None, refresh: bool, forc
         f"projects reconciled: {rec.reconciled}/{rec.projects}; opened {rec.opened}, "
         f"resolved {rec.resolved}, changed {rec.changed}"
     )
+    plans = report.plans
+    if plans is not None:
+        index = plans.index_url or f"no index ({plans.index_note or 'stack.index disabled'})"
+        click.echo(f"remediation plans: {plans.computed} computed, {plans.kept} unchanged; index {index}")
     errors = {**report.ingest.errors, **rec.errors, **{f.name: f.error for f in report.feeds if f.error}}
+    if plans is not None:
+        errors.update({f"plan of {p}": e for p, e in plans.errors.items()})
     for where, error in errors.items():
         click.echo(f"error: {where}: {error}", err=True)
     if errors or rec.no_advisories:

@@ -27,6 +27,7 @@ from monitor.reports.directory_then import DIRECTORY_ACTIONS, directory_then
 from monitor.reports.replay import changed_fix
 from monitor.stack import evidence_reads
 from monitor.stack.advisories.severity import RATINGS
+from monitor.stack.plan.store import PlanStore
 from monitor.stack.sync import STACK_KINDS
 from monitor.store.raw_values import Decoder
 from monitor.store.store import Store
@@ -142,4 +143,17 @@ def audit_report(
 ) -> dict[str, Any]:
     """Load and build: the report document for the API and the CLI."""
     with gc_paused():
-        return build_audit(load_audit(store, config, now, as_of=as_of, since=since, projects=projects))
+        doc = build_audit(load_audit(store, config, now, as_of=as_of, since=since, projects=projects))
+    return with_plans(store, doc, current=as_of is None)
+
+
+def with_plans(store: Store, doc: dict[str, Any], *, current: bool) -> dict[str, Any]:
+    """Each project's remediation plan (the stored, current one: a plan is not replayed for a past date)."""
+    names = [p["project"] for p in doc.get("projects", [])]
+    plans = PlanStore(store.engine).documents(names) if current else {}
+    for project in doc.get("projects", []):
+        project["plan"] = plans.get(project["project"])
+    doc["plan_note"] = (
+        None if current else "Remediation plans are shown for the present only: a plan is not replayed for a past date."
+    )
+    return doc

@@ -20,6 +20,8 @@ from monitor.stack.advisories.osv_api import fetch_records, list_records
 from monitor.stack.advisories.severity import RANK
 from monitor.stack.findings import Finding, IgnoreRule, expired, find
 from monitor.stack.inventory.model import Inventory
+from monitor.stack.plan.inputs import plan_for
+from monitor.stack.plan.model import IndexLookup, Plan
 from monitor.stack.releases import ReleaseHistory, Staleness, staleness
 
 FailOn = Literal["any", "low", "medium", "high", "critical", "never"]
@@ -62,6 +64,7 @@ class TargetReport:
     inventory: Inventory
     findings: list[Finding]
     staleness: list[Staleness] = field(default_factory=list)
+    plan: Plan | None = None
 
     def open_findings(self) -> list[Finding]:
         return [f for f in self.findings if not f.ignored]
@@ -128,8 +131,10 @@ def judge(
     ignores: Sequence[IgnoreRule] = (),
     histories: Mapping[str, ReleaseHistory] | None = None,
     index_url: str | None = None,
+    plan_lookup: IndexLookup | None = None,
+    plan_index: str | None = None,
 ) -> ScanReport:
-    """Findings and staleness of every inventory."""
+    """Findings, staleness and, with `plan_lookup`, the remediation plan of every inventory."""
     targets: list[TargetReport] = []
     for name, inventory in inventories:
         findings = find(inventory, index, ignores=ignores, now=now, histories=histories)
@@ -139,7 +144,10 @@ def judge(
                 found = staleness(history, version)
                 if found is not None:
                     stale.append(found)
-        targets.append(TargetReport(name, inventory, findings, stale))
+        plan = None
+        if plan_lookup is not None:
+            plan = plan_for(inventory, findings, index, plan_lookup, index_url=plan_index, now=now)
+        targets.append(TargetReport(name, inventory, findings, stale, plan))
     return ScanReport(
         targets=targets,
         generated_at=now,
@@ -187,6 +195,7 @@ def report_doc(report: ScanReport) -> dict[str, Any]:
                 "inventory_notes": list(t.inventory.notes),
                 "staleness": [s.to_doc() for s in t.staleness],
                 "findings": [f.to_doc(t.inventory) for f in t.findings],
+                "plan": t.plan.to_doc() if t.plan is not None else None,
             }
             for t in report.targets
         ],

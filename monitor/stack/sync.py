@@ -39,6 +39,7 @@ from monitor.stack.index_snapshot import describe as describe_index
 from monitor.stack.inventory.changes import from_checkpoint
 from monitor.stack.inventory.model import Inventory, merge
 from monitor.stack.package_index import configured_index, fetch_history
+from monitor.stack.plan.refresh import PlanReport, refresh_plans
 from monitor.stack.reconcile import diff_findings, summary
 from monitor.stack.releases import ReleaseHistory, staleness
 from monitor.stack.store import ImportResult, StackStore
@@ -503,6 +504,7 @@ class TickReport:
     ingest: IngestReport
     feeds: list[FeedOutcome]
     reconcile: ReconcileReport
+    plans: PlanReport | None = None
 
 
 def tick(
@@ -521,4 +523,11 @@ def tick(
     if refresh:
         feeds.append(refresh_advisories(store, config, http, now, force=force))
         feeds.extend(refresh_releases(store, config, http, env, now, force=force))
-    return TickReport(ingested, feeds, reconcile(store, config, now))
+    reconciled = reconcile(store, config, now)
+    index = advisory_index(StackStore(store.engine))
+    plans = None
+    if index is not None:
+        plans = refresh_plans(
+            store, config, index, ignore_rules(config), http if refresh else None, env, now, force=force
+        )
+    return TickReport(ingested, feeds, reconciled, plans)

@@ -192,3 +192,6 @@ stack_finding_events = Table(
     Index(None, "finding_id"),
     Index(None, "project", "at"),
 )
+
+# The remediation plan's tables live beside its code; importing them registers them with `metadata`.
+import monitor.stack.plan.tables  # noqa: E402, F401

@@ -1,6 +1,7 @@
 """What the stack rule kinds see of each project: open findings, staleness, feed ages.
 
-Read for all projects at once (three queries) by the `stack` data provider, once per evaluation.
+Read for all projects at once (four queries: projects, open findings, the advisory feed, plans) by
+the `stack` data provider, once per evaluation.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from monitor.stack.plan.model import Plan
+from monitor.stack.plan.store import PlanStore
 from monitor.stack.releases import Staleness
 from monitor.stack.store import FeedStatus, StackStore
 
@@ -47,6 +50,8 @@ class ProjectStack:
     reconciled_at: datetime | None = None
     advisory_revision: int | None = None
     advisories_feed: FeedStatus | None = None
+    plan: Plan | None = None
+    """The remediation plan (its target versions go into grouped alerts); None until computed."""
 
 
 def _finding(row: Any) -> OpenFinding:
@@ -83,6 +88,7 @@ def project_views(engine: Engine, projects: Iterable[str]) -> dict[str, ProjectS
     for row in stack.open_findings(projects=list(rows)):
         findings.setdefault(row.project, []).append(_finding(row))
     feed = stack.feed("advisories")
+    plans = PlanStore(engine).plans(list(rows))
     out: dict[str, ProjectStack] = {}
     for project, row in rows.items():
         summary = row.summary or {}
@@ -94,5 +100,6 @@ def project_views(engine: Engine, projects: Iterable[str]) -> dict[str, ProjectS
             reconciled_at=row.reconciled_at,
             advisory_revision=row.advisory_revision,
             advisories_feed=feed,
+            plan=plans.get(project),
         )
     return out

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, delete, insert, null, select, update
 
+from monitor.core.text_cap import cap_text
 from monitor.store.columns import UtcDateTime
 from monitor.store.db import write_tx
 from monitor.store.schema import source_runs, source_state
@@ -88,7 +89,7 @@ class SourceStore:
                 started_at=run.started_at,
                 duration_seconds=run.duration_seconds,
                 outcome=run.outcome,
-                error=run.error,
+                error=cap_text(run.error),
                 samples=run.samples,
                 events=run.events,
                 worker=run.worker,
@@ -102,7 +103,7 @@ class SourceStore:
             "kind": run.kind,
             "last_run_at": run.started_at,
             "last_outcome": run.outcome,
-            "last_error": run.error,
+            "last_error": cap_text(run.error),
             "last_duration_seconds": run.duration_seconds,
             "last_worker": run.worker,
         }

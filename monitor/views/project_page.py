@@ -30,12 +30,12 @@ from monitor.quality.names import BASELINE_SUFFIX, DRIFT_METRIC, MODEL_VERSION
 from monitor.spend.budget import BudgetStatus, combine
 from monitor.spend.report import TcoReport, days_needed, load, report_periods, tco_report
 from monitor.stack.advisories.severity import RANK
-from monitor.stack.history import finding_doc
 from monitor.stack.releases import Staleness
 from monitor.stack.store import InventoryRow, StackStore
 from monitor.store.store import Store
 from monitor.views import charts
 from monitor.views.charts import BurnUp, HLine, Line, Marker
+from monitor.views.plan_view import PlanView, finding_docs, plan_view
 
 QUALITY_DAYS = 30
 EFFICIENCY_DAYS = 30
@@ -70,6 +70,7 @@ class ProjectPage:
     inventories: list[InventoryRow] = field(default_factory=list)
     staleness: list[Staleness] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    plan: PlanView | None = None
     reconciled_at: datetime | None = None
     events: list[Event] = field(default_factory=list)
 
@@ -256,8 +257,7 @@ def stack_details(store: Store, config: MlmonConfig, project: ProjectConfig, now
         page.reconciled_at = row.reconciled_at
         page.staleness = [Staleness.from_doc(d) for d in row.staleness or ()]
     docs = []
-    for finding in stack.findings(project=project.id):
-        doc = finding_doc(finding, [])
+    for doc in finding_docs(stack, project.id, (row.reconciled_at, row.digest) if row is not None else None):
         doc.update(config.stack.sla.due_fields(doc, now))
         docs.append(doc)
     docs.sort(
@@ -271,5 +271,6 @@ def project_page(store: Store, config: MlmonConfig, project: ProjectConfig, now:
     quality_charts(store, config, project, now, page)
     spend_charts(store, config, project, now, page)
     stack_details(store, config, project, now, page)
+    page.plan = plan_view(store.engine, project.id, page.findings)
     page.events = store.events.events(project=project.id, limit=20)
     return page

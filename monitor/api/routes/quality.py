@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from monitor.api.auth import PrincipalDep, check_project
 from monitor.api.deps import RuntimeDep, parse_time
+from monitor.api.schemas import RowId
 from monitor.auth.model import Permission, Principal
 from monitor.core.errors import InvalidInput, Issue, NotFound
 from monitor.core.matchers import parse_selector
@@ -182,7 +183,7 @@ def list_references(
 
 
 @router.get("/quality/references/{ref_id}", summary="One reference, with its profile", response_model=ReferenceOut)
-def get_reference(runtime: RuntimeDep, principal: PrincipalDep, ref_id: int) -> ReferenceOut:
+def get_reference(runtime: RuntimeDep, principal: PrincipalDep, ref_id: RowId) -> ReferenceOut:
     reference = DistributionStore(runtime.store.engine).reference(ref_id)
     if not principal.sees(reference.project):
         raise NotFound(f"no reference {ref_id}")

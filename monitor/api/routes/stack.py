@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.api.auth import PrincipalDep, permit
 from monitor.api.deps import RuntimeDep, parse_time
+from monitor.api.schemas import RowId
 from monitor.auth.model import Permission
 from monitor.core.errors import InvalidInput, Issue, NotFound
 from monitor.http import HttpFactory
@@ -29,6 +30,7 @@ from monitor.runtime import Runtime
 from monitor.stack.advisories.severity import RANK, RATINGS
 from monitor.stack.history import finding_doc
 from monitor.stack.inventory.model import Inventory
+from monitor.stack.plan.store import PlanStore
 from monitor.stack.releases import Staleness
 from monitor.stack.store import StackStore
 from monitor.stack.sync import tick
@@ -96,7 +98,9 @@ def _stale(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**doc, "behind_seconds": stale.behind_seconds(now)}
 
 
-@router.get("/stack/projects/{project}", summary="One project's inventories, staleness and open findings")
+@router.get(
+    "/stack/projects/{project}", summary="One project's inventories, staleness, open findings and remediation plan"
+)
 def project_detail(project: str, runtime: RuntimeDep) -> dict[str, Any]:
     _project_or_404(runtime, project)
     stack = StackStore(runtime.store.engine)
@@ -127,6 +131,7 @@ def project_detail(project: str, runtime: RuntimeDep) -> dict[str, Any]:
         "summary": row.summary if row else None,
         "reconciled_at": row.reconciled_at.isoformat() if row else None,
         "findings": findings,
+        "plan": PlanStore(runtime.store.engine).documents([project]).get(project),
     }
 
 
@@ -187,7 +192,7 @@ def findings(
 
 
 @router.get("/stack/findings/{finding_id}", summary="One finding with its full event history")
-def finding(finding_id: int, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def finding(finding_id: RowId, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     stack = StackStore(runtime.store.engine)
     row = stack.finding(finding_id)
     if row is None or not principal.sees(row.project):

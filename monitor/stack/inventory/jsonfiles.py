@@ -26,6 +26,11 @@ def load_json(text: str, origin: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InventoryError(origin, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise InventoryError(origin, "refused: JSON nested too deeply") from None
+    except ValueError as exc:
+        # e.g. an integer of thousands of digits (Python's int conversion limit)
+        raise InventoryError(origin, f"refused: {str(exc)[:200]}") from None
 
 
 def line_index(text: str, key: str) -> dict[str, int]:

@@ -127,24 +127,21 @@ class Inventory:
     files: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     """Things worth knowing that are not errors, e.g. unpinned requirements that were not checked."""
-    _index: dict[str, tuple[list[str], list[tuple[str, int | None]]]] = field(
+    _index: dict[str, tuple[dict[str, None], dict[tuple[str, int | None], None]]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
-    def _indexed(self) -> dict[str, tuple[list[str], list[tuple[str, int | None]]]]:
-        """name -> (distinct versions, distinct (origin, line)), built in one pass and kept."""
+    def _indexed(self) -> dict[str, tuple[dict[str, None], dict[tuple[str, int | None], None]]]:
+        """name -> (distinct versions, distinct (origin, line)), built in one pass and kept.
+        Insertion-ordered dicts, not lists: 200,000 repeated lines must stay linear."""
         if not self._index and self.packages:
             index = self._index
             for pkg in self.packages:
                 entry = index.get(pkg.name)
                 if entry is None:
-                    index[pkg.name] = ([pkg.version], [(pkg.origin, pkg.line)])
-                    continue
-                if pkg.version not in entry[0]:
-                    entry[0].append(pkg.version)
-                spot = (pkg.origin, pkg.line)
-                if spot not in entry[1]:
-                    entry[1].append(spot)
+                    entry = index[pkg.name] = ({}, {})
+                entry[0][pkg.version] = None
+                entry[1][(pkg.origin, pkg.line)] = None
         return self._index
 
     def versions(self, name: str) -> tuple[str, ...]:

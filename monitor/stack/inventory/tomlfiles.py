@@ -36,6 +36,11 @@ def load_toml(text: str, origin: str) -> dict[str, Any]:
         if "end of document" in message:
             raise InventoryError(origin, f"invalid TOML: {message}", max(1, len(text.splitlines()))) from None
         raise InventoryError(origin, f"invalid TOML: {message}") from None
+    except RecursionError:
+        raise InventoryError(origin, "refused: TOML nested too deeply") from None
+    except ValueError as exc:
+        # e.g. an integer of thousands of digits (Python's int conversion limit)
+        raise InventoryError(origin, f"refused: {str(exc)[:200]}") from None
 
 
 def table_lines(text: str, header: str) -> list[int]:

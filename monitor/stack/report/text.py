@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from monitor.stack.findings import Finding
+from monitor.stack.plan.render import plan_lines
 from monitor.stack.releases import Staleness
 from monitor.stack.scan import ScanReport, TargetReport
 
@@ -72,6 +73,8 @@ def _target(target: TargetReport, now: datetime) -> list[str]:
     undetermined = [f for f in active if f.state == "undetermined"]
     ignored = [f for f in target.findings if f.ignored]
     header = ("PACKAGE", "VERSION", "ID", "SEVERITY", "STATE", "FIX", "SUMMARY")
+    if target.plan is not None and target.plan.packages:
+        lines += ["", "Plan (what to upgrade, to what):", *plan_lines(target.plan, "  ")]
     if affected:
         lines += ["", f"Vulnerable ({len(affected)}):", *table(header, _rows(affected))]
     else:

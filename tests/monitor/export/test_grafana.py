@@ -496,7 +496,7 @@ def test_the_exported_rules_select_what_mlmon_fires_on_the_same_data(world: Worl
         fired = [{k: v for k, v in a["labels"].items() if k not in own} for a in items if a["rule"] == rule.rule]
         assert fired, f"mlmon fires no {rule.rule} alert: the comparison would prove nothing"
         names = set().union(*fired)
-        if rule.kind == "vulnerable":  # one alert per vulnerability in mlmon, per package here
+        if rule.kind == "vulnerable":  # `group: finding` adds the vulnerability; the default (package) matches
             names.discard("vulnerability")
         wanted = {tuple(sorted((k, v) for k, v in labels.items() if k in names)) for labels in fired}
         answered = world.prometheus.query(rule.alert["expr"])

@@ -254,7 +254,7 @@ def test_current_report_packages_torch_evidence(timeline: Timeline) -> None:
         "project": "billing", "name": "billing", "team": "finance", "owners": [], "configured": True, "torch": [],
         "packages": [], "findings": [], "counts": {"open": 0, "overdue": 0, "fixed": 0, "ignored": 0},
         "compliance": {"met": 0, "missed": 0, "within": 0, "overdue": 0, "excepted": 0, "none": 0, "judged": 0, "rate": None},
-        "sources": [],
+        "sources": [], "plan": None,
     }  # fmt: skip
     osv = str(timeline.tmp / "osv")
     # one revision per sync (T1..T6); the records changed at T1 (5) and T6 (+1)

@@ -9,6 +9,8 @@ from typing import Any
 from alerts.kinds.base import ProjectView, RuleContext
 from alerts.kinds.stack import patch_sla, stale, vulnerable
 from alerts.model import Condition
+from alerts.templates import render
+from monitor.stack.plan.model import PackagePlan, Plan
 from monitor.stack.releases import ReleaseHistory, staleness
 from monitor.stack.view import OpenFinding, ProjectStack
 
@@ -52,18 +54,18 @@ def labels(evaluation: Any, condition: Condition = Condition.FIRE) -> set[str]:
 
 def test_vulnerable_thresholds() -> None:
     view = ProjectStack(findings=FINDINGS)
-    high = vulnerable.VulnerableParams(severity="high")
+    high = vulnerable.VulnerableParams(severity="high", group="finding")
     assert labels(vulnerable.evaluate(high, ctx(view))) == {"CVE-CRIT", "CVE-HIGH-NOFIX", "CVE-PIL"}
-    fixable = vulnerable.VulnerableParams(severity="high", fixable_only=True, packages=["Torch"])
+    fixable = vulnerable.VulnerableParams(severity="high", fixable_only=True, packages=["Torch"], group="finding")
     assert labels(vulnerable.evaluate(fixable, ctx(view))) == {"CVE-CRIT"}
-    everything = vulnerable.VulnerableParams(severity="any", include_undetermined=True)
+    everything = vulnerable.VulnerableParams(severity="any", include_undetermined=True, group="finding")
     assert labels(vulnerable.evaluate(everything, ctx(view))) == {f.vuln_id for f in FINDINGS} - {"CVE-IGN"}
     nodata = vulnerable.evaluate(high, ctx(None))
     assert [v.condition for v in nodata.verdicts] == [Condition.NODATA]
 
 
 def test_fired_alerts_are_cleared_when_their_finding_goes() -> None:
-    params = vulnerable.VulnerableParams(severity="high")
+    params = vulnerable.VulnerableParams(severity="high", group="finding")
     first = vulnerable.evaluate(params, ctx(ProjectStack(findings=FINDINGS)))
     assert first.memory is not None
     fixed = vulnerable.evaluate(params, ctx(ProjectStack(findings=FINDINGS[2:]), first.memory))
@@ -75,14 +77,54 @@ def test_fired_alerts_are_cleared_when_their_finding_goes() -> None:
 
 def test_patch_sla() -> None:
     view = ProjectStack(findings=FINDINGS)
-    result = patch_sla.evaluate(patch_sla.PatchSlaParams(), ctx(view))
+    result = patch_sla.evaluate(patch_sla.PatchSlaParams(group="finding"), ctx(view))
     by = {v.labels["vulnerability"]: v for v in result.verdicts}
     assert by["CVE-CRIT"].condition is Condition.FIRE and by["CVE-CRIT"].value == (40 - 7) * 86400
     assert by["CVE-PIL"].condition is Condition.FIRE  # high: 30 days
     assert by["CVE-MED"].condition is Condition.CLEAR and by["CVE-MED"].value == (40 - 90) * 86400
     assert "CVE-HIGH-NOFIX" not in by and "CVE-IGN" not in by and "CVE-UNK" not in by
-    strict = patch_sla.PatchSlaParams.model_validate({"sla": {"unknown": "10d", "medium": "1d"}})
+    strict = patch_sla.PatchSlaParams.model_validate({"sla": {"unknown": "10d", "medium": "1d"}, "group": "finding"})
     assert labels(patch_sla.evaluate(strict, ctx(view))) >= {"CVE-UNK", "CVE-MED"}
+
+
+def test_grouped_by_package_by_default_with_counts_worst_and_plan_target() -> None:
+    plan = Plan(
+        (
+            PackagePlan("torch", ("2.5.1+cu121",), "2.6.0", "index", {"critical": 1}, ("CVE-CRIT",),
+                        unfixable=("CVE-HIGH-NOFIX",), unfixable_counts={"high": 1}),
+        ),
+        "http://index.test/simple",
+    )  # fmt: skip
+    view = ProjectStack(findings=FINDINGS, plan=plan)
+    result = vulnerable.evaluate(vulnerable.VulnerableParams(severity="high"), ctx(view))
+    by = {v.labels["package"]: v for v in result.verdicts}
+    assert set(by) == {"torch", "pillow"} and all(set(v.labels) == {"package"} for v in result.verdicts)
+    torch = by["torch"]
+    assert (
+        torch.value == 2.0 and torch.details["counts"] == "1 critical, 1 high" and torch.details["worst"] == "CVE-CRIT"
+    )
+    summary = render({"summary": vulnerable.KIND.summary}, {"details": torch.details, "labels": torch.labels})
+    assert summary["summary"] == (
+        "torch 2.5.1+cu121: 1 critical, 1 high open (worst CVE-CRIT, critical 9.8); upgrade to 2.6.0, "
+        "which closes 1 critical; 1 without a fix"
+    )
+    pillow = render({"summary": vulnerable.KIND.summary}, {"details": by["pillow"].details, "labels": {}})
+    assert pillow["summary"] == "pillow 2.5.1+cu121: 1 high open (worst CVE-PIL, high 8.8); fixed in 2.6.0"
+    # fixed: the package's alert clears
+    fixed = vulnerable.evaluate(
+        vulnerable.VulnerableParams(severity="high"), ctx(ProjectStack(findings=FINDINGS[2:]), result.memory)
+    )
+    assert labels(fixed, Condition.CLEAR) == {"torch"} and labels(fixed) == {"pillow"}
+
+    late = patch_sla.evaluate(patch_sla.PatchSlaParams(), ctx(view))
+    (torch_late,) = [v for v in late.verdicts if v.labels == {"package": "torch"}]
+    assert torch_late.value == 1.0 and torch_late.details["most_overdue"] == "CVE-CRIT"
+    text = render({"summary": patch_sla.KIND.summary}, {"details": torch_late.details, "labels": torch_late.labels})
+    assert text["summary"] == (
+        "torch 2.5.1+cu121: 1 finding(s) past their patch SLA (1 critical); the most overdue, CVE-CRIT, by 4w5d "
+        "(due 2026-10-18 12:00:00 UTC); upgrade to 2.6.0, which closes 1 critical"
+    )
+    assert "e+" not in text["summary"] and ".0000" not in text["summary"]
 
 
 def test_stale(releases: dict[str, Any]) -> None:

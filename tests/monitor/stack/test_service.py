@@ -56,9 +56,10 @@ stack:
   ignores:
     - {{id: PYSEC-2025-41, reason: accepted for vision only, expires: 2030-01-01, projects: [vision]}}
 rules:
-  - {{name: torch-vulnerable, kind: vulnerable, params: {{severity: high, packages: [torch]}}}}
+  - {{name: torch-vulnerable, kind: vulnerable, params: {{severity: high, packages: [torch], group: finding}}}}
+  - {{name: vulnerable-packages, kind: vulnerable, params: {{severity: high}}}}
   - {{name: torch-stale, kind: stale, params: {{package: torch, max_minors_behind: 2}}}}
-  - {{name: patch-sla, kind: patch_sla, params: {{sla: {{critical: 7d, high: 30d, medium: 90d, low: 180d}}}}}}
+  - {{name: patch-sla, kind: patch_sla, params: {{sla: {{critical: 7d, high: 30d, medium: 90d, low: 180d}}, group: finding}}}}
 """
 
 
@@ -280,6 +281,16 @@ def test_rule_kinds_through_the_alert_engine(world: World) -> None:
     assert sla.state is AlertState.FIRING and sla.project == "churn" and (sla.value or 0) > 365 * 86400
     assert "has had a fix (2.6.0)" in sla.annotations["summary"]
     assert not any(a.rule == "patch-sla" and a.labels.get("vulnerability") == "CVE-2026-4538" for a in alerts)  # no fix
+
+    # grouped by package (the default): one alert for churn's torch, with counts, the worst finding and a fix
+    grouped = [a for a in alerts if a.rule == "vulnerable-packages" and a.project == "churn"]
+    assert [(a.labels.get("package"), "vulnerability" in a.labels, a.state) for a in grouped] == [
+        ("torch", False, AlertState.FIRING)
+    ]
+    per_finding = {a.labels["vulnerability"] for a in alerts if a.rule == "torch-vulnerable" and a.project == "churn"}
+    assert grouped[0].value == len(per_finding) > 1
+    summary = grouped[0].annotations["summary"]
+    assert summary.startswith("torch 2.5.1+cu121: ") and "(worst CVE-2025-32434, critical 9.8)" in summary
 
     # the upgrade resolves what it fixes
     world.clock.advance(timedelta(hours=2))

@@ -128,6 +128,15 @@ def test_the_project_page_draws_quality_spend_efficiency_and_findings(world: Wor
     assert len(bars) == 30 and {b.get_attribute("data-value") for b in bars} == {"0.25"}
     assert one(browser, "#efficiency figcaption").text == "720 GPU-hours held in the last 30 days"
 
+    plan = one(browser, '#plan tr[data-package="torch"]')
+    target = plan.get_attribute("data-target")
+    assert target and plan.find_element(by("CSS_SELECTOR"), "td.target").text == target
+    assert one(browser, "#plan-title").location["y"] < one(browser, "#findings").location["y"]  # the plan first
+    group = one(browser, '#findings details.finding-group[data-package="torch"]')
+    assert group.get_attribute("open") is None  # collapsed by default
+    assert f"upgrade to {target}" in group.find_element(by("CSS_SELECTOR"), "summary").text
+    for summary in css(browser, "#findings details.finding-group > summary"):
+        summary.click()
     findings = css(browser, "#findings tbody tr")
     overdue = css(browser, "#findings tbody tr.overdue")
     assert findings and len(overdue) == 5

@@ -174,6 +174,8 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
     """role name -> token: admin, viewer, owner (churn), other_owner (vision), auditor, expired."""
     url: str = ""
+    app: Any = None
+    """The app the ThreadServer serves (its failed-attempt count is reset before each test)."""
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"} if who in self.tokens else {}

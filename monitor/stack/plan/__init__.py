@@ -1,0 +1,1 @@
+"""The remediation plan: what to upgrade, to what, and whether torch's companions and build follow."""
