@@ -66,7 +66,14 @@ def conda_package(
     name: str, version: str, origin: str, line: int | None, build: str | None = None, channel: str | None = None
 ) -> Package:
     return package(
-        CONDA_TO_PYPI.get(name.lower(), name), version, origin, line=line, ecosystem="conda", build=build, index=channel
+        CONDA_TO_PYPI.get(name.lower(), name),
+        version,
+        origin,
+        line=line,
+        ecosystem="conda",
+        build=build,
+        index=channel,
+        native_name=name,
     )
 
 

@@ -17,7 +17,7 @@ from monitor.stack.versions import canonical_name
 
 Ecosystem = Literal["PyPI", "conda"]
 Variant = Literal["cuda", "rocm", "cpu", "xpu", "unknown"]
-InventoryKind = Literal["python_env", "lockfile", "sbom", "repo"]
+InventoryKind = Literal["python_env", "lockfile", "sbom", "repo", "image"]
 
 DOC_VERSION = 1
 
@@ -56,10 +56,13 @@ class Package:
     """The index or channel the package comes from, when the file says."""
     build: str | None = None
     """A conda build string (`py3.11_cuda12.1_cudnn9.1.0_0`)."""
+    native_name: str | None = None
+    """The name as its own ecosystem spells it, when that differs from `name`: conda's `pytorch`
+    (matched as PyPI's torch) or `_libgcc_mutex` (which PEP 503 would turn into `-libgcc-mutex`)."""
 
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "version": self.version, "origin": self.origin}
-        for key in ("line", "scope", "index", "build"):
+        for key in ("line", "scope", "index", "build", "native_name"):
             value = getattr(self, key)
             if value is not None:
                 doc[key] = value
@@ -78,6 +81,7 @@ class Package:
             scope=doc.get("scope"),
             index=doc.get("index"),
             build=doc.get("build"),
+            native_name=doc.get("native_name"),
         )
 
 
