@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import make_url
 
 QUEUE_SCHEMA = "mlmon_queue"
-"""The PostgreSQL schema holding procrastinate's tables (migration 0009 creates it)."""
+"""The PostgreSQL schema holding procrastinate's tables (migration 0008 creates it)."""
 
 TASK = "mlmon.run_source"
 
