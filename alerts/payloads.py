@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.model import AlertInstance, AlertState
+from monitor.core.numbers import readable
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -110,7 +111,7 @@ def webhook_body(notice: GroupNotice, max_alerts: int = 0) -> dict[str, Any]:
 def _line(alert: AlertInstance) -> str:
     summary = alert.annotations.get("summary") or alert.labels.get("alertname", alert.rule)
     state = "RESOLVED" if alert.state is AlertState.RESOLVED else "FIRING"
-    value = "" if alert.value is None else f" (value {alert.value:g})"
+    value = "" if alert.value is None else f" (value {readable(alert.value)})"
     nodata = " [no data]" if alert.nodata else ""
     return f"[{state}] {summary}{value}{nodata}"
 
@@ -158,7 +159,7 @@ def email_parts(notice: GroupNotice) -> tuple[str, str, str]:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
         rows.append(
             f"<tr><td>{state}</td><td>{html.escape(summary)}</td>"
-            f"<td>{'' if a.value is None else f'{a.value:g}'}</td><td>{html.escape(labels)}</td></tr>"
+            f"<td>{'' if a.value is None else readable(a.value)}</td><td>{html.escape(labels)}</td></tr>"
         )
     text_lines += ["", f"mlmon: {notice.external_url}", f"Notification id: {notice.idempotency_key}"]
     body_html = (

@@ -67,14 +67,16 @@ class SourceRunner:
     def stop(self) -> None:
         self.stopping.set()
 
-    def run(self, plan: SourcePlan) -> RunRecord:
+    def run(self, plan: SourcePlan, *, worker: str | None = None, job_id: int | None = None) -> RunRecord:
+        """Run `plan` once and store its outcome; `worker` and `job_id` say who ran it from the queue."""
         started = self.clock.now()
         t0 = time.perf_counter()
+        who = _Who(worker, job_id)
         if self.stopping.is_set():
-            return self._failure(plan, started, t0, "not run: mlmon is shutting down", "cancelled")
+            return self._failure(plan, started, t0, "not run: mlmon is shutting down", "cancelled", who)
         hung = self._still_hung(plan.id)
         if hung is not None:
-            record = self._failure(plan, started, t0, f"previous run is still hung (since {hung.isoformat()})")
+            record = self._failure(plan, started, t0, f"previous run is still hung (since {hung.isoformat()})", who=who)
             return self._save_failure(record)
         try:
             status = self.store.sources.status(plan.project, plan.source)
@@ -92,15 +94,15 @@ class SourceRunner:
             result = self._bounded(plan, ctx)
             samples, events = _validate(plan, result, started)
         except _Timeout:
-            record = self._failure(plan, started, t0, f"timed out after {plan.timeout_seconds:g}s", "timeout")
+            record = self._failure(plan, started, t0, f"timed out after {plan.timeout_seconds:g}s", "timeout", who)
             return self._save_failure(record)
         except SourceError as exc:
-            return self._save_failure(self._failure(plan, started, t0, str(exc)))
+            return self._save_failure(self._failure(plan, started, t0, str(exc), who=who))
         except Exception as exc:
             # The failure is logged once, capped, by _save_failure; the traceback only at debug
             # level: a hostile input's exception text can be megabytes.
             log.debug("source %s raised", plan.id, exc_info=True)
-            return self._save_failure(self._failure(plan, started, t0, f"{type(exc).__name__}: {exc}"))
+            return self._save_failure(self._failure(plan, started, t0, f"{type(exc).__name__}: {exc}", who=who))
         record = RunRecord(
             plan.project,
             plan.source,
@@ -110,6 +112,8 @@ class SourceRunner:
             "ok",
             samples=len(samples),
             events=len(events),
+            worker=who.worker,
+            job_id=who.job_id,
         )
         try:
             with write_tx(self.store.engine) as conn:
@@ -118,7 +122,7 @@ class SourceRunner:
                 self.store.sources.record(record, result.checkpoint, conn)
         except Exception as exc:
             log.debug("storing the output of %s failed", plan.id, exc_info=True)
-            return self._save_failure(self._failure(plan, started, t0, f"storing the readings failed: {exc}"))
+            return self._save_failure(self._failure(plan, started, t0, f"storing the readings failed: {exc}", who=who))
         self._notify({s.series for s in samples})
         return record
 
@@ -176,10 +180,25 @@ class SourceRunner:
             return None
 
     def _failure(
-        self, plan: SourcePlan, started: datetime, t0: float, error: str, outcome: str = "failed"
+        self,
+        plan: SourcePlan,
+        started: datetime,
+        t0: float,
+        error: str,
+        outcome: str = "failed",
+        who: _Who | None = None,
     ) -> RunRecord:
+        who = who or _Who(None, None)
         return RunRecord(
-            plan.project, plan.source, plan.kind, started, time.perf_counter() - t0, outcome, cap_text(error)
+            plan.project,
+            plan.source,
+            plan.kind,
+            started,
+            time.perf_counter() - t0,
+            outcome,
+            cap_text(error),
+            worker=who.worker,
+            job_id=who.job_id,
         )
 
     def _save_failure(self, record: RunRecord) -> RunRecord:
@@ -202,6 +221,12 @@ class SourceRunner:
 
 class _Timeout(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Who:
+    worker: str | None
+    job_id: int | None
 
 
 def _validate(plan: SourcePlan, result: CollectResult, now: datetime) -> tuple[list[Sample], list[Event]]:

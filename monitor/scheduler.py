@@ -37,9 +37,17 @@ class MaintenanceJob:
 
 
 class Scheduler:
-    def __init__(self, runtime: Runtime, runner: SourceRunner, workers: int = 8) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        runner: SourceRunner,
+        workers: int = 8,
+        dispatch: Callable[[SourcePlan], object] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.runner = runner
+        self.dispatch = dispatch or runner.run
+        """What a due run does: run in this process, or (on PostgreSQL) enqueue for the workers."""
         self._plans: dict[str, SourcePlan] = {}
         self._maintenance: list[MaintenanceJob] = []
         self._sched = BackgroundScheduler(
@@ -93,7 +101,7 @@ class Scheduler:
     def _run_source(self, plan_id: str) -> None:
         plan = self._plans.get(plan_id)
         if plan is not None:
-            self.runner.run(plan)
+            self.dispatch(plan)
 
     def job_ids(self) -> list[str]:
         return sorted(job.id for job in self._sched.get_jobs())

@@ -4,7 +4,11 @@ loops, the scheduler and its maintenance jobs. `serve`, `worker` and `collect` u
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from alerts.delivery import Deliverer
 from alerts.dispatcher import Dispatcher
@@ -16,16 +20,33 @@ from alerts.notify.email import send_email
 from alerts.notify.http import HttpSenders
 from monitor import jobs as stack_jobs
 from monitor.http import HttpFactory
+from monitor.plans import SourcePlan
 from monitor.providers import engine_extras
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
 from monitor.scheduler import MaintenanceJob, Scheduler
 from monitor.store import migrate
 from monitor.store.retention import apply_retention
+from monitor.workqueue.batch import DueBatcher
+from monitor.workqueue.names import uses_queue
+
+if TYPE_CHECKING:
+    from monitor.workqueue.node import QueueNode
 
 log = logging.getLogger("mlmon.services")
 
 RETENTION_EVERY_SECONDS = 3600.0
+QUEUE_KEEP_HOURS = 24
+"""Finished queue jobs kept this long (each run's outcome stays in source_runs)."""
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """What this process takes from the PostgreSQL job queue (ignored on SQLite)."""
+
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 8
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
 class SchemaNotReady(Exception):
@@ -62,12 +83,17 @@ class Services:
     scheduler: Scheduler
     loops: AlertLoops
     http_senders: HttpSenders
+    queue: QueueNode | None = None
+    """The job queue on PostgreSQL: the leader enqueues due runs, this process runs its queues'."""
+    batcher: DueBatcher | None = None
 
     @classmethod
-    def build(cls, runtime: Runtime, engine: AlertEngine | None = None) -> Services:
+    def build(cls, runtime: Runtime, engine: AlertEngine | None = None, role: WorkerRole | None = None) -> Services:
         engine = engine or build_engine(runtime)
         runner = SourceRunner(runtime.store, runtime.clock, HttpFactory(), listeners=[runtime.ingested])
-        scheduler = Scheduler(runtime, runner)
+        queue = _queue_node(runtime, runner, role or WorkerRole())
+        batcher = DueBatcher(queue) if queue is not None else None
+        scheduler = Scheduler(runtime, runner, dispatch=_enqueuer(runtime, batcher) if batcher else None)
         telemetry = runtime.telemetry
         http = HttpSenders()
         senders: dict[str, Sender] = {
@@ -107,9 +133,21 @@ class Services:
         scheduler.add_maintenance(MaintenanceJob("overrides", 15.0, runtime.refresh_overrides, first_delay=15.0))
         for job in stack_jobs.maintenance_jobs(runtime):
             scheduler.add_maintenance(job)
-        return cls(runtime, runner, engine, scheduler, loops, http)
+        if queue is not None:
+            reap_every = max(1.0, runtime.settings.worker_heartbeat_seconds)
+            scheduler.add_maintenance(MaintenanceJob("reap-stalled-runs", reap_every, lambda: _reap(queue)))
+            scheduler.add_maintenance(
+                MaintenanceJob(
+                    "queue-retention", RETENTION_EVERY_SECONDS, lambda: queue.prune(QUEUE_KEEP_HOURS), first_delay=90.0
+                )
+            )
+        return cls(runtime, runner, engine, scheduler, loops, http, queue, batcher)
 
     def start(self, elect: bool = True) -> None:
+        if self.queue is not None:
+            self.queue.start()
+        if self.batcher is not None:
+            self.batcher.start()
         self.scheduler.start(elect=elect)
         self.loops.start()
 
@@ -118,9 +156,45 @@ class Services:
         self.scheduler.quiesce()
 
     def stop(self) -> None:
+        # The queue first: it takes no new run and lets the ones in flight finish and be marked
+        # done (the runner's stop below would cut them short and leave the queue to retry them).
+        if self.batcher is not None:
+            self.batcher.stop()
+        if self.queue is not None:
+            self.queue.stop()
         self.loops.stop()
         self.scheduler.shutdown()
         self.http_senders.close()
+
+
+def _queue_node(runtime: Runtime, runner: SourceRunner, role: WorkerRole) -> QueueNode | None:
+    if not uses_queue(runtime.settings.database_url):
+        return None
+    from monitor.workqueue.execute import QueuedRuns
+    from monitor.workqueue.node import NodeOptions, QueueNode
+
+    settings = runtime.settings
+    options = NodeOptions(
+        name=role.name,
+        queues=role.queues,
+        concurrency=role.concurrency,
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+        stalled_seconds=settings.worker_stalled_seconds,
+    )
+    return QueueNode(settings.database_url, options, QueuedRuns(runtime, runner, role.name))
+
+
+def _enqueuer(runtime: Runtime, batcher: DueBatcher) -> Callable[[SourcePlan], object]:
+    def enqueue(plan: SourcePlan) -> None:
+        batcher.submit(plan.id, plan.config.queue, runtime.clock.now())
+
+    return enqueue
+
+
+def _reap(queue: QueueNode) -> None:
+    report = queue.reap()
+    if report.retried or report.failed:
+        log.warning("stalled runs: %d retried, %d failed", len(report.retried), len(report.failed))
 
 
 def _retention(runtime: Runtime) -> None:

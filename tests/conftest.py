@@ -73,6 +73,8 @@ def _truncate_postgres(url: str) -> None:
     tables = ", ".join(t.name for t in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # the job queue (migration 0009): runs queued by one test never reach the next one's workers
+        conn.execute(text("TRUNCATE mlmon_queue.procrastinate_jobs, mlmon_queue.procrastinate_workers CASCADE"))
     engine.dispose()
 
 

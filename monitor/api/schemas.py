@@ -58,6 +58,10 @@ class SourceOut(BaseModel):
     last_success_at: datetime | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+    queue: str = "default"
+    last_worker: str | None = None
+    waiting: str | None = None
+    """Set while a queued run has waited past its grace: "waiting for a worker on queue gpu"."""
 
 
 class ProjectOut(BaseModel):

@@ -28,7 +28,7 @@ from monitor.config.settings import Settings
 from monitor.core.errors import ConfigError
 from monitor.logs import configure
 from monitor.runtime import Runtime
-from monitor.services import Services, build_engine
+from monitor.services import Services, WorkerRole, build_engine
 
 config_option = click.option("--config", "-c", type=click.Path(dir_okay=False), help="YAML file [env MLMON_CONFIG]")
 db_option = click.option("--database-url", help="SQLAlchemy URL [env MLMON_DATABASE_URL]")
@@ -118,8 +118,32 @@ def run_server(
     "--metrics-listen",
     help="host:port to serve this worker's own /metrics on (rule evaluation, notification delivery)",
 )
-def worker(config: str | None, database_url: str | None, metrics_listen: str | None) -> None:
-    """Run only the scheduler. Several workers elect one leader; the others stand by."""
+@click.option(
+    "--queues",
+    default="default",
+    show_default=True,
+    help="comma-separated job queues whose source runs this worker takes (PostgreSQL), e.g. gpu,default",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="source runs this worker runs at once",
+)
+@click.option("--name", "worker_name", help="this worker's name in source states [default: host-pid]")
+def worker(
+    config: str | None,
+    database_url: str | None,
+    metrics_listen: str | None,
+    queues: str,
+    concurrency: int,
+    worker_name: str | None,
+) -> None:
+    """Run the scheduler and take source runs from the job queue. Several workers elect one leader,
+    which schedules runs, evaluates rules and delivers notifications; on PostgreSQL every worker
+    runs the queued source runs of the queues it serves (on SQLite the leader runs them all)."""
+    role = _worker_role(queues, concurrency, worker_name)
     settings = bootstrap.settings(config, database_url)
     bootstrap.publish_listen(settings)
     configure(settings.log_level)
@@ -131,13 +155,17 @@ def worker(config: str | None, database_url: str | None, metrics_listen: str | N
         if not host or not port.isdigit():
             bootstrap.fail(f"--metrics-listen: expected host:port, got {metrics_listen!r}", 2)
         start_http_server(int(port), addr=host, registry=runtime.metrics)
-    services = Services.build(runtime)
+    services = Services.build(runtime, role=role)
     stop = threading.Event()
     _on_sighup(lambda: runtime.reload(actor="SIGHUP"))
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    services.start()
-    click.echo(f"mlmon worker running ({len(runtime.plans)} sources); SIGTERM stops it", err=True)
+    try:
+        services.start()
+    except RuntimeError as exc:
+        bootstrap.fail(str(exc), 1)
+    where = f"queues {','.join(role.queues)}" if services.queue is not None else "in-process"
+    click.echo(f"mlmon worker {role.name} running ({len(runtime.plans)} sources, {where}); SIGTERM stops it", err=True)
     stop.wait()
     services.stop()
     runtime.store.close()
@@ -170,10 +198,11 @@ def migrate(database_url: str | None, revision: str) -> None:
 @click.option("--allow-empty", is_flag=True, help="accept a configuration without projects")
 def check_config(file: str, allow_empty: bool) -> None:
     """Validate a configuration file; print every problem with its line. Variables named by
-    `*_env` keys that are not set are warnings."""
+    `*_env` keys that are not set, and queues no declared worker serves, are warnings."""
     import os
 
-    from monitor.config.loader import empty_config_issue, load_config, unset_env_warnings
+    from monitor.config import queues
+    from monitor.config.loader import empty_config_issue, load_config, located_warnings, unset_env_warnings
     from monitor.runtime import config_checks
 
     try:
@@ -182,7 +211,7 @@ def check_config(file: str, allow_empty: bool) -> None:
         bootstrap.fail(str(exc), 1)
     if not config.projects and not allow_empty:
         bootstrap.fail(f"{empty_config_issue(file)} (pass --allow-empty to accept that)", 1)
-    for warning in unset_env_warnings(file, os.environ):
+    for warning in [*unset_env_warnings(file, os.environ), *located_warnings(file, config, queues.WARNINGS)]:
         click.echo(f"warning: {warning}", err=True)
     sources = sum(len(p.sources) for p in config.projects)
     click.echo(f"{file}: OK ({len(config.projects)} projects, {sources} sources, {len(config.rules)} rules)")
@@ -305,6 +334,18 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     for row in (header, *rows):
         cells = [str(c).ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=False)]
         click.echo("  ".join([*cells, str(row[-1])]).rstrip())
+
+
+def _worker_role(queues: str, concurrency: int, name: str | None) -> WorkerRole:
+    from monitor.config.models import QUEUE_NAME
+
+    names = tuple(dict.fromkeys(q.strip() for q in queues.split(",") if q.strip()))
+    bad = [q for q in names if not QUEUE_NAME.fullmatch(q)]
+    if not names or bad:
+        bootstrap.fail(f"--queues: expected comma-separated names matching [a-z0-9][a-z0-9_-]*, got {queues!r}", 2)
+    if name is not None and not 0 < len(name) <= 128:
+        bootstrap.fail("--name: expected 1 to 128 characters", 2)
+    return WorkerRole(names, concurrency, name) if name else WorkerRole(names, concurrency)
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

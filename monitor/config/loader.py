@@ -76,6 +76,20 @@ def parse_config(
     return config
 
 
+def located_warnings(path: str | Path, config: MlmonConfig, checks: Sequence[WarningCheck]) -> list[Issue]:
+    """What `checks` find worth saying about a valid configuration, each with its line: advice,
+    never a reason to refuse the file."""
+    problems = [p for check in checks for p in check(config)]
+    if not problems:
+        return []
+    name = str(path)
+    tree = _parse_yaml(_decode(Path(path).read_bytes(), name), name)
+    return _by_position([_located(name, tree, loc, why) for loc, why in problems])
+
+
+WarningCheck = Callable[[MlmonConfig], Problems]
+
+
 def _by_position(issues: list[Issue]) -> list[Issue]:
     def key(issue: Issue) -> tuple[int, int]:
         parts = issue.where.rsplit(":", 2)

@@ -20,6 +20,8 @@ from monitor.spend.config import ProjectSpendConfig, SpendConfig
 from monitor.stack.config import ProjectStackConfig, StackConfig
 
 _SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+DEFAULT_QUEUE = "default"
 _SLACK = re.compile(r"[@#][\w.\-]{1,80}|[UWC][A-Z0-9]{6,}")
 
 
@@ -52,7 +54,18 @@ class SourceConfig(StrictModel):
     interval: Duration = timedelta(seconds=60)
     timeout: Duration = timedelta(seconds=30)
     enabled: bool = True
+    queue: str = Field(
+        default=DEFAULT_QUEUE,
+        description="on PostgreSQL, the job queue its runs go to: only `mlmon worker --queues` naming it runs them",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, value: str) -> str:
+        if not QUEUE_NAME.fullmatch(value):
+            raise ValueError(f"expected a queue name matching [a-z0-9][a-z0-9_-]*, got {value!r}")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -136,6 +149,23 @@ class UiConfig(StrictModel):
     )
 
 
+class WorkersConfig(StrictModel):
+    """What the deployment runs: check-config warns of a source on a queue no worker serves."""
+
+    queues: list[str] = Field(
+        default_factory=lambda: [DEFAULT_QUEUE],
+        description="the queues some `mlmon worker --queues` serves in this deployment",
+    )
+
+    @field_validator("queues")
+    @classmethod
+    def _queues(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not QUEUE_NAME.fullmatch(name):
+                raise ValueError(f"expected queue names matching [a-z0-9][a-z0-9_-]*, got {name!r}")
+        return value
+
+
 class MlmonConfig(StrictModel):
     """The root of the configuration file."""
 
@@ -151,6 +181,7 @@ class MlmonConfig(StrictModel):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     spend: SpendConfig = Field(default_factory=SpendConfig)
     ui: UiConfig = Field(default_factory=UiConfig)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
 
     @model_validator(mode="after")
     def _unique_projects(self) -> MlmonConfig:

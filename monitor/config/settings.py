@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     external_url: str | None = Field(default=None, description="URL users reach mlmon at (alert links)")
     log_level: str = "info"
     leader_poll_seconds: float = Field(default=5.0, gt=0)
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0, description="how often a worker says it is alive")
+    worker_stalled_seconds: float = Field(
+        default=60.0, gt=0, description="silence after which a worker's running job is retried elsewhere"
+    )
 
     @field_validator("listen")
     @classmethod

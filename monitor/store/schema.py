@@ -100,8 +100,11 @@ source_runs = Table(
     Column("error", Text),
     Column("samples", Integer, nullable=False, default=0),
     Column("events", Integer, nullable=False, default=0),
+    Column("worker", String(128), doc="the worker that ran it (None: in-process, or before workers)"),
+    Column("job_id", BigInteger, doc="the queue job it ran, when it came from the PostgreSQL queue"),
     Index(None, "project", "source", "started_at"),
     Index(None, "started_at"),
+    Index(None, "job_id"),
 )
 
 source_state = Table(
@@ -121,6 +124,7 @@ source_state = Table(
     Column("failures_total", BigInteger, nullable=False, default=0),
     Column("run_seconds_total", Double, nullable=False, default=0.0),
     Column("checkpoint", JsonDoc, doc="a source's own resume state, e.g. files already read"),
+    Column("last_worker", String(128), doc="the worker that ran the last run"),
 )
 
 # --- alert engine -------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ class RunRecord:
     error: str | None = None
     samples: int = 0
     events: int = 0
+    worker: str | None = None
+    """The `mlmon worker` that ran it from the queue; None when it ran in-process."""
+    job_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -53,6 +56,7 @@ class SourceStatus:
     failures_total: int
     run_seconds_total: float
     checkpoint: Mapping[str, Any] | None
+    last_worker: str | None = None
 
     @property
     def up(self) -> bool:
@@ -88,6 +92,8 @@ class SourceStore:
                 error=cap_text(run.error),
                 samples=run.samples,
                 events=run.events,
+                worker=run.worker,
+                job_id=run.job_id,
             )
         )
         key = (source_state.c.project == run.project) & (source_state.c.source == run.source)
@@ -99,6 +105,7 @@ class SourceStore:
             "last_outcome": run.outcome,
             "last_error": cap_text(run.error),
             "last_duration_seconds": run.duration_seconds,
+            "last_worker": run.worker,
         }
         if run.ok:
             values["last_success_at"] = run.started_at
@@ -202,9 +209,17 @@ class SourceStore:
                     error=r.error,
                     samples=r.samples,
                     events=r.events,
+                    worker=r.worker,
+                    job_id=r.job_id,
                 )
                 for r in conn.execute(query.limit(limit))
             ]
+
+    def ran_job(self, job_id: int) -> bool:
+        """Whether a run of queue job `job_id` is stored (a retried job checks before running)."""
+        with self.engine.connect() as conn:
+            query = select(source_runs.c.id).where(source_runs.c.job_id == job_id).limit(1)
+            return conn.execute(query).first() is not None
 
     def prune_runs(self, before: datetime, conn: Connection) -> int:
         result = conn.execute(delete(source_runs).where(source_runs.c.started_at < before))

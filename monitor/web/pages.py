@@ -32,6 +32,7 @@ from monitor.views.scorecard import FLAGS, build_scorecards, scorecards_and_read
 from monitor.views.source_health import read_fleet_sources
 from monitor.web.listing import PAGE_SIZES, SORTS, OverviewQuery, listing, parse_query
 from monitor.web.render import render
+from monitor.workqueue.waiting import waiting_runs
 
 ALERT_STATES = ("pending", "firing", "resolved")
 
@@ -53,11 +54,14 @@ def _overview(
     cards, reads = scorecards_and_reads(runtime.store, runtime.config, now, projects)
     result = listing(cards, query)
     by_id = {p.id: p for p in projects}
+    intervals = {plan.id: plan.interval_seconds for plan in runtime.plans if plan.project in by_id}
+    waiting = waiting_runs(runtime.store.engine, now, intervals)
     return render(
         "overview.html",
         nav="overview",
         principal=principal,
         now=now,
+        waiting=sorted((source, w) for source, w in waiting.items() if source in intervals),
         fleet=fleet_header(runtime.store, cards, now),
         sparks=sparklines(runtime.store, by_id, result.rows, reads, now),
         result=result,

@@ -20,14 +20,23 @@ from monitor.core.errors import NotFound
 from monitor.core.types import Event, datetime_from_ms
 from monitor.runtime import Runtime
 from monitor.store.sources import SourceStatus
+from monitor.workqueue.waiting import Waiting, waiting_runs
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 
 
-def _project_out(project: ProjectConfig, statuses: dict[tuple[str, str], SourceStatus]) -> ProjectOut:
+def _waiting(runtime: Runtime) -> dict[str, Waiting]:
+    intervals = {plan.id: plan.interval_seconds for plan in runtime.plans}
+    return waiting_runs(runtime.store.engine, runtime.clock.now(), intervals)
+
+
+def _project_out(
+    project: ProjectConfig, statuses: dict[tuple[str, str], SourceStatus], waiting: dict[str, Waiting]
+) -> ProjectOut:
     sources = []
     for source in project.sources:
         status = statuses.get((project.id, source.name))
+        queued = waiting.get(f"{project.id}/{source.name}")
         sources.append(
             SourceOut(
                 name=source.name,
@@ -39,6 +48,9 @@ def _project_out(project: ProjectConfig, statuses: dict[tuple[str, str], SourceS
                 last_success_at=status.last_success_at if status else None,
                 last_error=status.last_error if status else None,
                 consecutive_failures=status.consecutive_failures if status else 0,
+                queue=source.queue,
+                last_worker=status.last_worker if status else None,
+                waiting=queued.message if queued else None,
             )
         )
     return ProjectOut(
@@ -78,14 +90,15 @@ def require_project(runtime: Runtime, project_id: str) -> ProjectConfig:
 @router.get("/projects", summary="Every configured project", response_model=list[ProjectOut])
 def list_projects(runtime: RuntimeDep, principal: PrincipalDep) -> list[ProjectOut]:
     statuses = {(s.project, s.source): s for s in runtime.store.sources.statuses()}
-    return [_project_out(p, statuses) for p in runtime.config.projects if principal.sees(p.id)]
+    waiting = _waiting(runtime)
+    return [_project_out(p, statuses, waiting) for p in runtime.config.projects if principal.sees(p.id)]
 
 
 @router.get("/projects/{project_id}", summary="One project in detail", response_model=ProjectDetail)
 def get_project(project_id: str, runtime: RuntimeDep) -> ProjectDetail:
     project = require_project(runtime, project_id)
     statuses = {(s.project, s.source): s for s in runtime.store.sources.statuses(project.id)}
-    base = _project_out(project, statuses)
+    base = _project_out(project, statuses, _waiting(runtime))
     series = []
     for row in runtime.store.samples.find_series(project=project.id):
         latest = runtime.store.samples.latest(row.key)
