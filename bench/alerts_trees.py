@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
-SHARED_REVISION = "0007"  # the newest revision both trees have
+SHARED_REVISION = "0008"  # the newest revision both trees have
 
 
 def seed(tree: Path, out: Path, projects: int) -> None:

@@ -6,7 +6,7 @@ rewritten with them, so no alert is seen as new (and notified again) after the u
 downgrade computes the old ones the same way.
 
 Revision ID: 0005_fingerprints
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005_fingerprints"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
