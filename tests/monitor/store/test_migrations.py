@@ -86,7 +86,7 @@ def test_alert_fingerprints_are_rekeyed_as_alertmanager_computes_them(empty_url:
     from monitor.store.schema import alert_groups, alert_instances
 
     engine = make_engine(empty_url)
-    before = "0008"  # the revision 0005_fingerprints follows (re-chained at merge)
+    before = "0008"  # the revision 0009 (alert fingerprints) follows
     migrate.upgrade(engine, before)
     labels = {"alertname": "a", "project": "p"}
     old = "8a4bd3e5f1c0a3b7"  # any pre-upgrade key: the migration recomputes from the labels

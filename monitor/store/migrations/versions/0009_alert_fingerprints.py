@@ -5,7 +5,7 @@ fingerprint of its own labels, and each notification group's record of what it a
 rewritten with them, so no alert is seen as new (and notified again) after the upgrade. The
 downgrade computes the old ones the same way.
 
-Revision ID: 0005_fingerprints
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-06
 """
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0005_fingerprints"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
