@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from alerts.engine import AlertEngine, Extra
@@ -44,6 +43,7 @@ from monitor.core.clock import FrozenClock
 from monitor.core.durations import format_duration
 from monitor.core.matchers import MatchOp, parse_selector
 from monitor.core.types import Sample, SeriesKey, labels_of, ms_from_datetime
+from monitor.core.yaml_guard import YamlRefused, load_yaml
 from monitor.store import migrate
 from monitor.store.sources import RunRecord
 from monitor.store.store import Store
@@ -107,7 +107,10 @@ class RuleTestError(Exception):
 
 def load_test_file(path: Path) -> RuleTestFile:
     try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), typ="safe")
+    except YamlRefused as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise RuleTestError(f"{where}: refused: {exc.message}") from None
     except (OSError, YAMLError, UnicodeDecodeError) as exc:
         raise RuleTestError(f"{path}: cannot read the test file: {exc}") from None
     try:

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, meta
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from monitor.core.durations import format_duration
@@ -46,8 +47,32 @@ def _when(value: Any) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+MAX_OUTPUT_CHARS = 16 * 1024
+"""An annotation longer than this is cut: it is stored with the alert and sent with every notification."""
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    """The sandbox, plus `*` and `**` refused when they would build a huge value: output is cut at
+    MAX_OUTPUT_CHARS, but `{{ "x" * 5000000 }}` would cost its memory before being cut."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(seq) * count > MAX_OUTPUT_CHARS
+                ):
+                    raise SecurityError(f"the result of * would be longer than {MAX_OUTPUT_CHARS} items")
+        if operator == "**" and isinstance(right, int) and abs(right) > 1000:
+            raise SecurityError("exponents above 1000 are not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+    env = _BoundedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
     env.filters["percent"] = _percent
     env.filters["duration"] = _duration
     env.filters["when"] = _when
@@ -78,7 +103,20 @@ def render(templates: Mapping[str, str], variables: Mapping[str, Any]) -> dict[s
     out: dict[str, str] = {}
     for name, text in templates.items():
         try:
-            out[name] = compile_template(text).render(**variables)
+            out[name] = _bounded_render(compile_template(text), variables)
         except Exception as exc:
-            out[name] = f"<error rendering {name}: {type(exc).__name__}: {exc}>"
+            out[name] = f"<error rendering {name}: {type(exc).__name__}: {str(exc)[:500]}>"
     return out
+
+
+def _bounded_render(template: Template, variables: Mapping[str, Any]) -> str:
+    """The template's output, generated piece by piece and cut at MAX_OUTPUT_CHARS (a loop over a
+    large range stops there instead of building megabytes)."""
+    parts: list[str] = []
+    size = 0
+    for piece in template.generate(**variables):
+        parts.append(piece)
+        size += len(piece)
+        if size > MAX_OUTPUT_CHARS:
+            return "".join(parts)[:MAX_OUTPUT_CHARS] + " ... [cut]"
+    return "".join(parts)

@@ -29,6 +29,7 @@ Also printed: the scorecard's read model in-process, per family, to show where t
 
     .venv/bin/python bench/ui.py                     # 1,000 projects, 100 requests each
     .venv/bin/python bench/ui.py --projects 200 --requests 30 --keep
+    .venv/bin/python bench/ui.py --baseline-tree ../main  # main's overview timed in the same run
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -382,20 +383,23 @@ def profile_scorecard(runtime: Runtime, now: datetime) -> None:
 
 
 @contextmanager
-def server(tmp: Path, config: Path) -> Iterator[str]:
+def server(tmp: Path, config: Path, tree: Path = REPO, name: str = "server") -> Iterator[str]:
+    """`mlmon serve --no-scheduler` of the source tree `tree` (this one, or a checkout of another
+    revision to compare with) on the benchmark's database."""
     from tests.support.peers import free_port, wait_until
 
     listen = f"127.0.0.1:{free_port()}"
     database_url = f"sqlite:///{tmp / 'mlmon.db'}"
     command = [sys.executable, "-m", "monitor", "serve", "--no-scheduler", "--listen", listen]
-    env = {**os.environ, "MLMON_CONFIG": str(config), "MLMON_DATABASE_URL": database_url, "MLMON_LOG_LEVEL": "warning"}
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {**os.environ, "MLMON_CONFIG": str(config), "MLMON_DATABASE_URL": database_url, "MLMON_LOG_LEVEL": "warning",
+           "PYTHONPATH": str(tree)}  # fmt: skip
+    log = (tmp / f"{name}.log").open("wb")
+    proc = subprocess.Popen(command, env=env, cwd=tree, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://{listen}"
     try:
         wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 120, interval=0.2,
                    what="the server to be ready")  # fmt: skip
-        print(f"server: mlmon serve --no-scheduler, pid {proc.pid}", flush=True)
+        print(f"{name}: mlmon serve --no-scheduler of {tree}, pid {proc.pid}", flush=True)
         yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -412,30 +416,41 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank]
 
 
-def measure(base: str, admin: str, auditor: str, requests: int) -> dict[str, list[float]]:
+BASELINE_OVERVIEW = "baseline tree: overview GET /"
+
+
+def measure(base: str, admin: str, auditor: str, requests: int, baseline: str | None = None) -> dict[str, list[float]]:
+    """Each round asks every target once (and the baseline tree's overview right after this
+    tree's, so both see the same machine load)."""
     targets = {
-        "overview GET /": ("/", admin, "text/html"),
-        "audit GET /api/v1/reports/audit": ("/api/v1/reports/audit", auditor, "application/json"),
-        "overview, all rows ?per_page=1000": ("/?per_page=1000", admin, "text/html"),
-        "project page GET /projects/big": ("/projects/big", admin, "text/html"),
+        "overview GET /": (base, "/", admin, "text/html"),
+        "audit GET /api/v1/reports/audit": (base, "/api/v1/reports/audit", auditor, "application/json"),
+        "overview, all rows ?per_page=1000": (base, "/?per_page=1000", admin, "text/html"),
+        "project page GET /projects/big": (base, "/projects/big", admin, "text/html"),
     }
+    if baseline is not None:
+        targets = {"overview GET /": targets["overview GET /"], BASELINE_OVERVIEW: (baseline, "/", admin, "text/html"),
+                   **{k: v for k, v in targets.items() if k != "overview GET /"}}  # fmt: skip
     timings: dict[str, list[float]] = {name: [] for name in targets}
-    with httpx.Client(base_url=base, timeout=120) as client:
+    with httpx.Client(timeout=120) as client:
         for warm in range(3 + requests):
-            for name, (path, token, media) in targets.items():
+            for name, (origin, path, token, media) in targets.items():
                 began = time.perf_counter()
-                answer = client.get(path, headers={"Authorization": f"Bearer {token}"})
+                answer = client.get(origin + path, headers={"Authorization": f"Bearer {token}"})
                 spent = time.perf_counter() - began
                 if answer.status_code != 200 or media not in answer.headers.get("content-type", ""):
                     raise SystemExit(f"{path}: {answer.status_code} {answer.text[:300]}")
                 if warm >= 3:
                     timings[name].append(spent)
-        check = client.get("/api/v1/reports/audit", headers={"Authorization": f"Bearer {auditor}"}).json()
+        check = client.get(base + "/api/v1/reports/audit", headers={"Authorization": f"Bearer {auditor}"}).json()
         print(f"audit report: {check['summary']['projects']} projects, {check['summary']['findings']:,} findings, "
               f"{len(check['changes'])} changes")  # fmt: skip
-        page = client.get("/", headers={"Authorization": f"Bearer {admin}"}).text
-        print(f"overview page: {len(page):,} bytes, {page.count('<tr data-project=')} rows shown")
-        big = client.get("/projects/big", headers={"Authorization": f"Bearer {admin}"}).text
+        page = client.get(base + "/", headers={"Authorization": f"Bearer {admin}"}).text
+        header = "present" if 'id="fleet"' in page else "ABSENT"
+        sparks = page.count('class="spark ')
+        print(f"overview page: {len(page):,} bytes, {page.count('<tr data-project=')} rows shown, "
+              f"fleet header {header}, {sparks} sparklines")  # fmt: skip
+        big = client.get(base + "/projects/big", headers={"Authorization": f"Bearer {admin}"}).text
         print(f"project page of big: {len(big):,} bytes, {big.count('<tr data-finding=')} finding rows, "
               f"{big.count('class=' + chr(34) + 'finding-group')} package groups, plan rows "
               f"{big.count('<tr data-package=')}")  # fmt: skip
@@ -447,6 +462,7 @@ def report(timings: dict[str, list[float]]) -> bool:
         "overview GET /": OVERVIEW_GOAL_S,
         "audit GET /api/v1/reports/audit": AUDIT_GOAL_S,
         "overview, all rows ?per_page=1000": None,
+        BASELINE_OVERVIEW: None,
         "project page GET /projects/big": PROJECT_PAGE_GOAL_S,
     }
     print(f"\n{'request':34} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'goal p95':>9}  verdict")
@@ -460,6 +476,11 @@ def report(timings: dict[str, list[float]]) -> bool:
         target = f"{goal * 1000:>7.0f}ms" if goal is not None else f"{'-':>9}"
         print(f"{name:34} {len(values):>4} {statistics.median(values) * 1000:>8.0f} {p95 * 1000:>8.0f} "
               f"{max(values) * 1000:>8.0f} {target}  {verdict}")  # fmt: skip
+    if BASELINE_OVERVIEW in timings:
+        ours, theirs = timings["overview GET /"], timings[BASELINE_OVERVIEW]
+        p50 = statistics.median(ours) / statistics.median(theirs)
+        p95 = percentile(ours, 95) / percentile(theirs, 95)
+        print(f"\noverview against the baseline tree in the same run: p50 {p50:.2f}x, p95 {p95:.2f}x")
     return ok
 
 
@@ -468,6 +489,9 @@ def main() -> int:
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (database, server log)")
+    parser.add_argument(
+        "--baseline-tree", type=Path, default=None, help="a checkout of another revision (main) timed side by side"
+    )
     args = parser.parse_args()
     try:
         import pyarrow  # noqa: F401
@@ -480,8 +504,12 @@ def main() -> int:
         began = time.perf_counter()
         config, admin, auditor = build(tmp, args.projects, now)
         print(f"built in {time.perf_counter() - began:.0f} s", flush=True)
-        with server(tmp, config) as base:
-            timings = measure(base, admin, auditor, args.requests)
+        with ExitStack() as stack:
+            base = stack.enter_context(server(tmp, config))
+            baseline = None
+            if args.baseline_tree is not None:
+                baseline = stack.enter_context(server(tmp, config, args.baseline_tree.resolve(), "baseline"))
+            timings = measure(base, admin, auditor, args.requests, baseline)
         ok = report(timings)
         print_machine_speed()
         (tmp / "timings.json").write_text(json.dumps(timings))

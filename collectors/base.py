@@ -35,7 +35,7 @@ __all__ = [
 class Params(BaseModel):
     """Base of every kind's params: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True, slots=True)

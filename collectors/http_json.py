@@ -31,7 +31,7 @@ from collectors.access import HttpAccess
 from collectors.base import CollectContext, CollectResult, Params, Reading, SourceError, SourceKind
 from monitor.config.types import LabelSet, MetricName
 from monitor.core.naming import label_name_problem
-from monitor.http import request_json, snippet
+from monitor.http import DEFAULT_MAX_RESPONSE_BYTES, request_json, snippet
 
 
 def _compile(expression: str) -> JSONPath:
@@ -91,6 +91,12 @@ class MetricSpec(Params):
 class HttpJsonParams(HttpAccess):
     method: str = "GET"
     metrics: list[MetricSpec] = Field(min_length=1)
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        gt=0,
+        le=1024**3,
+        description="a larger answer fails the run while it is read (default 8 MiB)",
+    )
 
     @field_validator("method")
     @classmethod
@@ -108,7 +114,7 @@ class HttpJsonCollector:
         p = self.params
         url = p.resolved_url(ctx.env)
         with p.client(ctx, base=False) as client:
-            document = request_json(client, p.method, url)
+            document = request_json(client, p.method, url, max_bytes=p.max_response_bytes)
         readings: list[Reading] = []
         for spec in p.metrics:
             readings.extend(_readings(spec, document, url))

@@ -20,6 +20,8 @@ from monitor import __version__
 from monitor.core.errors import SourceError, SourceUnavailable
 
 USER_AGENT = f"mlmon/{__version__}"
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""A source answering more than this is refused while reading, before it costs memory."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,39 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Re
         raise SourceUnavailable(f"{method} {_shown(client, url)} failed: {exc or type(exc).__name__}") from exc
 
 
-def request_json(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
-    """Send a request and parse a JSON answer; any non-2xx is a SourceError with the body's start."""
-    response = send(client, method, url, **kwargs)
+def send_bounded(client: httpx.Client, method: str, url: str, max_bytes: int, **kwargs: Any) -> httpx.Response:
+    """Send a request and read its body streamed, refusing it past `max_bytes` (a SourceError),
+    so a 40 MB answer never sits whole in memory."""
+    where = f"{method} {_shown(client, url)}"
+    try:
+        with client.stream(method, url, **kwargs) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise SourceError(f"{where} answered {int(declared):,} bytes; the limit is {max_bytes:,}")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise SourceError(f"{where} answered more than {max_bytes:,} bytes; the limit is {max_bytes:,}")
+                chunks.append(chunk)
+    except httpx.TimeoutException as exc:
+        raise SourceUnavailable(f"{where} timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise SourceUnavailable(f"{where} failed: {exc or type(exc).__name__}") from exc
+    except httpx.DecodingError as exc:
+        raise SourceError(f"{where}: the body could not be decoded ({type(exc).__name__})") from exc
+    response._content = b"".join(chunks)  # the body, read once; .text and .content work as usual
+    return response
+
+
+def request_json(client: httpx.Client, method: str, url: str, *, max_bytes: int | None = None, **kwargs: Any) -> Any:
+    """Send a request and parse a JSON answer; any non-2xx is a SourceError with the body's start.
+    With `max_bytes`, the body is read streamed and refused past that size."""
+    if max_bytes is None:
+        response = send(client, method, url, **kwargs)
+    else:
+        response = send_bounded(client, method, url, max_bytes, **kwargs)
     where = f"{method} {_shown(client, url)}"
     if response.status_code >= 500 or response.status_code == 429:
         raise SourceUnavailable(f"{where} answered {response.status_code}: {snippet(response.text)}")
@@ -90,8 +122,10 @@ def request_json(client: httpx.Client, method: str, url: str, **kwargs: Any) -> 
 def parse_json(response: httpx.Response, where: str) -> Any:
     try:
         return json.loads(response.content)
+    except RecursionError:
+        raise SourceError(f"{where} returned JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{where} did not return JSON ({exc}): {snippet(response.text)}") from exc
+        raise SourceError(f"{where} did not return JSON ({snippet(str(exc), 200)}): {snippet(response.text)}") from exc
 
 
 def _shown(client: httpx.Client, url: str) -> str:

@@ -22,6 +22,7 @@ from collectors.base import CollectContext, CollectResult, EventDraft, Reading
 from monitor.core.clock import Clock
 from monitor.core.errors import SourceError
 from monitor.core.naming import labels_problem, metric_name_problem
+from monitor.core.text_cap import cap_text
 from monitor.core.types import Event, Sample, SeriesKey, labels_of, ms_from_datetime
 from monitor.http import HttpFactory
 from monitor.plans import SourcePlan
@@ -33,6 +34,7 @@ log = logging.getLogger("mlmon.runner")
 
 IngestListener = Callable[[set[SeriesKey]], None]
 MAX_READINGS_PER_RUN = 1_000_000
+STOP_GRACE_SECONDS = 2.0
 FUTURE_TOLERANCE = timedelta(hours=1)
 MAX_EVENT_KIND = 64  # the widths of the events table's columns
 MAX_EVENT_SUBJECT = 200
@@ -59,10 +61,17 @@ class SourceRunner:
     listeners: list[IngestListener] = field(default_factory=list)
     _hung: dict[str, _Hung] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set on shutdown: no new run starts, and runs in flight are given up after STOP_GRACE_SECONDS."""
+
+    def stop(self) -> None:
+        self.stopping.set()
 
     def run(self, plan: SourcePlan) -> RunRecord:
         started = self.clock.now()
         t0 = time.perf_counter()
+        if self.stopping.is_set():
+            return self._failure(plan, started, t0, "not run: mlmon is shutting down", "cancelled")
         hung = self._still_hung(plan.id)
         if hung is not None:
             record = self._failure(plan, started, t0, f"previous run is still hung (since {hung.isoformat()})")
@@ -88,7 +97,9 @@ class SourceRunner:
         except SourceError as exc:
             return self._save_failure(self._failure(plan, started, t0, str(exc)))
         except Exception as exc:
-            log.exception("source %s raised", plan.id)
+            # The failure is logged once, capped, by _save_failure; the traceback only at debug
+            # level: a hostile input's exception text can be megabytes.
+            log.debug("source %s raised", plan.id, exc_info=True)
             return self._save_failure(self._failure(plan, started, t0, f"{type(exc).__name__}: {exc}"))
         record = RunRecord(
             plan.project,
@@ -106,7 +117,7 @@ class SourceRunner:
                 self.store.events.add(events, conn)
                 self.store.sources.record(record, result.checkpoint, conn)
         except Exception as exc:
-            log.exception("storing the output of %s failed", plan.id)
+            log.debug("storing the output of %s failed", plan.id, exc_info=True)
             return self._save_failure(self._failure(plan, started, t0, f"storing the readings failed: {exc}"))
         self._notify({s.series for s in samples})
         return record
@@ -122,7 +133,9 @@ class SourceRunner:
 
         thread = threading.Thread(target=target, name=f"collect:{plan.id}", daemon=True)
         thread.start()
-        thread.join(plan.timeout_seconds)
+        self._wait(thread, plan.timeout_seconds)
+        if thread.is_alive() and self.stopping.is_set():
+            raise SourceError("cancelled: mlmon is shutting down")
         if thread.is_alive():
             with self._lock:
                 self._hung[plan.id] = _Hung(thread, ctx.now)
@@ -139,6 +152,19 @@ class SourceRunner:
             raise GarbageOutput(f"collector returned {type(result).__name__}, expected a CollectResult")
         return result
 
+    def _wait(self, thread: threading.Thread, timeout: float) -> None:
+        """Join the collector's thread within `timeout`, or STOP_GRACE_SECONDS after a stop."""
+        deadline = time.monotonic() + timeout
+        stop_deadline: float | None = None
+        while thread.is_alive():
+            now = time.monotonic()
+            if self.stopping.is_set() and stop_deadline is None:
+                stop_deadline = now + STOP_GRACE_SECONDS
+            end = min(deadline, stop_deadline) if stop_deadline is not None else deadline
+            if now >= end:
+                return
+            thread.join(min(0.1, end - now))
+
     def _still_hung(self, plan_id: str) -> datetime | None:
         with self._lock:
             hung = self._hung.get(plan_id)
@@ -152,7 +178,9 @@ class SourceRunner:
     def _failure(
         self, plan: SourcePlan, started: datetime, t0: float, error: str, outcome: str = "failed"
     ) -> RunRecord:
-        return RunRecord(plan.project, plan.source, plan.kind, started, time.perf_counter() - t0, outcome, error)
+        return RunRecord(
+            plan.project, plan.source, plan.kind, started, time.perf_counter() - t0, outcome, cap_text(error)
+        )
 
     def _save_failure(self, record: RunRecord) -> RunRecord:
         log.warning("source %s/%s %s: %s", record.project, record.source, record.outcome, record.error)

@@ -30,6 +30,7 @@ from monitor.config.overrides import Override, apply_overrides
 from monitor.config.settings import Settings
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.errors import ConfigError, Issue
+from monitor.core.text_cap import cap_text
 from monitor.core.types import Event, SeriesKey, ms_from_datetime
 from monitor.exposition import StoreCollector, build_registry
 from monitor.plans import SourcePlan, build_plans
@@ -135,17 +136,22 @@ class Runtime:
         overrides: list[Override] | None = None,
         reason: str | None = None,
         log_changes: bool = True,
+        proposed: bool = False,
     ) -> ReloadOutcome:
         """Re-read the configuration file (and lay `overrides`, or the stored ones, over it); keep the
         running configuration if the result is refused. `log_changes` is off when another process
-        already logged the change this reload picks up."""
+        already logged the change this reload picks up. A `proposed` change (an owner's, through the
+        API) that is refused says nothing about the file: the reload gauge is left alone."""
         with self._reload_lock:
             chosen = self.overrides if overrides is None else overrides
             try:
                 new = load_config(self.settings.config, self.extra_checks, _overlay(chosen))
                 plans = build_plans(new, self.kinds)
             except ConfigError as exc:
-                log.error("configuration reload refused, keeping the running configuration:\n%s", exc)
+                if proposed:
+                    log.info("a proposed change by %s was refused:\n%s", actor, cap_text(str(exc)))
+                    return ReloadOutcome(False, exc)
+                log.error("configuration reload refused, keeping the running configuration:\n%s", cap_text(str(exc)))
                 self.telemetry.reload_successful.set(0)
                 return ReloadOutcome(False, exc)
             old = self.config

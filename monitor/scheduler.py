@@ -121,7 +121,8 @@ class Scheduler:
 
     def _become_leader(self) -> None:
         self.runtime.telemetry.leader.set(1)
-        self._sched.resume()
+        if not self.runner.stopping.is_set():
+            self._sched.resume()
 
     def _step_down(self) -> None:
         self.runtime.telemetry.leader.set(0)
@@ -131,7 +132,14 @@ class Scheduler:
     def is_leader(self) -> bool:
         return self._elector.leader if self._elector else self._sched.running
 
+    def quiesce(self) -> None:
+        """On SIGTERM: start no new source run; the runs in flight give up within a short grace."""
+        self.runner.stop()
+        if self._sched.running:
+            self._sched.pause()
+
     def shutdown(self) -> None:
+        self.quiesce()
         if self._elector is not None:
             self._elector.stop()
         if self._sched.running:

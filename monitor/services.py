@@ -113,6 +113,10 @@ class Services:
         self.scheduler.start(elect=elect)
         self.loops.start()
 
+    def quiesce(self) -> None:
+        """Called as soon as a stop is asked for (before the web server drains its connections)."""
+        self.scheduler.quiesce()
+
     def stop(self) -> None:
         self.loops.stop()
         self.scheduler.shutdown()

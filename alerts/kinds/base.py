@@ -26,7 +26,7 @@ from monitor.store.sources import SourceStatus
 class KindParams(BaseModel):
     """Base of every rule kind's params: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SeriesParams(KindParams):

@@ -43,6 +43,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collectors.base import CollectContext, CollectResult, Params, Reading, SourceError, SourceKind
 from monitor.config.types import Duration, MetricName
+from monitor.core.durations import format_duration
 from monitor.core.matchers import Matcher, Selector, parse_matchers
 from monitor.core.types import Labels, datetime_from_ms, labels_text, ms_from_datetime
 from monitor.quality.names import BASELINE_SUFFIX, EXAMPLES_SUFFIX, MODEL_VERSION
@@ -161,13 +162,16 @@ def _nothing(spec: BaselineSpec, now: datetime) -> str:
     if spec.method == "value":
         return "no series matches yet (a fixed baseline is written beside each matching series)"
     if spec.at is not None:
-        return f"no point at or up to {spec.tolerance} before {spec.at.isoformat()}"
+        return f"no point at or up to {format_duration(spec.tolerance)} before {spec.at.isoformat()}"
     if spec.window is not None:
         return f"no point between {spec.window.start.isoformat()} and {spec.window.end.isoformat()}"
     if spec.trailing is not None:
         end = now - spec.gap
         return f"no point between {(end - spec.trailing).isoformat()} and {end.isoformat()}"
-    return f"no point taken while {spec.version_metric} was {spec.version} (searched the last {spec.search})"
+    return (
+        f"no point taken while {spec.version_metric} was {spec.version} "
+        f"(searched the last {format_duration(spec.search)})"
+    )
 
 
 def _compute(spec: BaselineSpec, ctx: CollectContext, cached: Mapping[str, Any]) -> dict[Labels, dict[str, Any]]:

@@ -50,7 +50,7 @@ from collectors.base import (
     env_value,
 )
 from collectors.quality.mlflow_api import MlflowApi, metric_value, model_id_of
-from collectors.quality.pace import AliasHistory, observe
+from collectors.quality.pace import AliasHistory, Promotion, observe
 from monitor.config.types import Duration, LabelSet, MetricName
 from monitor.core.durations import format_duration
 from monitor.core.naming import label_name_problem, metric_name_problem
@@ -227,6 +227,10 @@ class _Run:
         where = f"version {number} of {spec.name!r} ({kind} {pointer})"
         run_id = version.get("run_id") or None
         run = api.run(run_id) if run_id and (spec.metrics or spec.pace) else None
+        # The alias's history first: the served version's values are stamped no earlier than its
+        # promotion, so after a rollback (v3 -> v2) the series shows v2's value at once instead of
+        # v3's staying newest because v2's was logged earlier.
+        served_since = self._served(spec, version, run, kind, pointer)
         if spec.metrics:
             if run is None:
                 raise SourceError(f"{where} has no run_id, so its metrics cannot be read")
@@ -240,19 +244,18 @@ class _Run:
                 if found is None:
                     extra = f" or its logged model {model_id}" if model_id else ""
                     raise SourceError(f"metric key {metric.key!r} not found in run {run_id} of {where}{extra}")
-                self._metric(api, metric, run, found, labels, where, logged)
-        if spec.pace:
-            self._pace(spec, version, run, labels, kind, pointer)
+                self._metric(api, metric, run, found, labels, where, logged, served_since)
 
-    def _pace(
+    def _served(
         self,
         spec: ModelSpec,
         version: Mapping[str, Any],
         run: Mapping[str, Any] | None,
-        labels: dict[str, str],
         kind: str,
         pointer: str,
-    ) -> None:
+    ) -> int:
+        """Record the alias's history (and with `pace`, its series and events); return since when
+        the current version has been served (epoch ms)."""
         number = str(version.get("version", ""))
         key = f"{spec.name}|{kind}|{pointer}"
         saved = self.old_aliases.get(key)
@@ -267,11 +270,31 @@ class _Run:
             self.now_ms, window_ms, update_is_move=kind == "stage",
         )  # fmt: skip
         self.aliases[key] = history.to_json()
+        if spec.pace:
+            self._pace(spec, number, history, moved, previous, kind, pointer)
+        return history.current.at_ms
+
+    def _pace(
+        self,
+        spec: ModelSpec,
+        number: str,
+        history: AliasHistory,
+        moved: Promotion | None,
+        previous: AliasHistory | None,
+        kind: str,
+        pointer: str,
+    ) -> None:
+        window_ms = int(self.params.pace_window.total_seconds() * 1000)
         pace_labels = {"model": spec.name, kind: pointer}
         try:
-            self.readings.append(Reading(MODEL_VERSION, float(number), pace_labels))
+            version_number = float(number)
         except ValueError:
             raise SourceError(f"model {spec.name!r}: version {number!r} is not a number") from None
+        self.readings.append(Reading(MODEL_VERSION, version_number, pace_labels))
+        if moved is not None or previous is None:
+            # Also at the promotion time, so a version baseline finds the version in force at the
+            # time the served version's values are stamped with.
+            self.readings.append(Reading(MODEL_VERSION, version_number, pace_labels, _dt(history.current.at_ms)))
         self.readings.append(Reading(PROMOTION_AGE, history.age_seconds(self.now_ms), pace_labels))
         window = _window_label(self.params.pace_window)
         count = history.promotions_in(window_ms, self.now_ms)
@@ -281,13 +304,18 @@ class _Run:
         if moved is not None and previous is not None:
             old = previous.current.version
             subject = f"model {spec.name} version"[:MAX_SUBJECT]
+            stale = (
+                f"; its {spec.promoted_at_tag} tag predates the previous poll, so the poll times it"
+                if moved.how == "observed_stale_tag"
+                else ""
+            )
             self.events.append(
                 EventDraft(
                     kind="model_version",
                     subject=subject,
                     old=old,
                     new=number,
-                    message=f"model {spec.name} version {old} -> {number} ({kind} {pointer})",
+                    message=f"model {spec.name} version {old} -> {number} ({kind} {pointer}){stale}",
                     ts=datetime.fromtimestamp(moved.at_ms / 1000, UTC),
                     labels={"model": spec.name, kind: pointer, "how": moved.how},
                 )
@@ -328,11 +356,14 @@ class _Run:
         labels: dict[str, str],
         where: str,
         logged: Mapping[str, Any] | None,
+        served_since: int | None = None,
     ) -> None:
         run_id = str(run.get("info", {}).get("run_id", ""))
         what = f"metric {spec.key!r} of {where}"
         value = metric_value(latest.get("value"), what)
         ts_ms = int(latest.get("timestamp") or self.now_ms)
+        if served_since is not None and not spec.history:
+            ts_ms = max(ts_ms, min(served_since, self.now_ms))
         if spec.history:
             key = f"{run_id}|{spec.key}"
             last_seen = int(self.old_history.get(key, -1))

@@ -4,7 +4,9 @@ and how long a version took from its training run's start to production.
 MLflow keeps no history of aliases (setting one updates no timestamp), so mlmon builds the history
 itself from what each poll sees, kept in the source's checkpoint, with every move also recorded
 as an event (the audit trail). The time of a move is taken, in order of preference, from a model
-version tag the team sets (`promoted_at_tag`), for a stage from the version's
+version tag the team sets (`promoted_at_tag`) unless it lies at or before the previous poll (which
+still saw the old version: a rolled-back version keeps its old tag, so times never go backwards
+past the previous recorded move), for a stage from the version's
 `last_updated_timestamp` when it falls between the previous poll and this one (a stage transition
 updates it), or else from the poll that saw the move (good to one poll interval). On first sight
 the version's last update is taken as an estimate (`how: version_updated`).
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-How = Literal["tag", "version_updated", "observed"]
+How = Literal["tag", "version_updated", "observed", "observed_stale_tag"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +85,20 @@ def promotion_time(
     nothing, so a moved alias is timed by the poll that saw it. On first sight (no previous poll)
     the version's last update is the best estimate there is.
     """
+    stale = False
     if tag_value:
         parsed = parse_moment(tag_value)
-        if parsed is not None and parsed <= now_ms:
+        # The previous poll still saw the old version, so the move came after it: a tag at or
+        # before that poll is stale (a rollback to a version keeps its original promotion tag)
+        # and would date the move, and the likely cause, into the past.
+        stale = parsed is not None and after_ms is not None and parsed < after_ms
+        if parsed is not None and parsed <= now_ms and not stale:
             return parsed, "tag"
     if updated_ms is not None and updated_ms <= now_ms:
         moved_since_last_poll = after_ms is not None and update_is_move and updated_ms > after_ms
         if after_ms is None or moved_since_last_poll:
             return updated_ms, "version_updated"
-    return now_ms, "observed"
+    return now_ms, "observed_stale_tag" if stale else "observed"
 
 
 def observe(

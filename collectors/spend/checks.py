@@ -1,5 +1,8 @@
 """Configuration checks of the spend family that span sections (see monitor.config.loader.ExtraCheck).
 
+- a budget never counts one bill twice: without `sources` it may not default to several dcgm or
+  opencost sources (they usually watch the same GPUs), and two counted sources may not read the
+  same endpoint or files;
 - a budget's sources exist, share its time zone (days are cut at the same midnights) and, when
   they declare one, its currency;
 - a budget has something to count, and the store keeps its period's days (retention.hourly);
@@ -17,13 +20,50 @@ from typing import Any
 from pydantic import ValidationError
 
 from collectors.spend.focus_params import ColumnRule, FocusParams, TagRule
-from collectors.spend.focus_reader import pyarrow_missing
+from collectors.spend.focus_reader import duckdb_missing
 from monitor.config.loader import ExtraCheck, Loc
 from monitor.config.models import MlmonConfig
 from monitor.spend.periods import PeriodKind
-from monitor.spend.sources import UnknownSource, counted, find, spend_sources
+from monitor.spend.sources import SpendSource, UnknownSource, counted, find, spend_sources
 
 _LONGEST = {PeriodKind.MONTHLY: 31, PeriodKind.QUARTERLY: 92, PeriodKind.ANNUAL: 366}
+
+
+def _origin(config: MlmonConfig, source: SpendSource) -> tuple[str, ...]:
+    """What a source reads: its kind, URL (or path) and the filter that narrows it."""
+    project = next(p for p in config.projects if p.id == source.project)
+    params = dict(next(s for s in project.sources if s.name == source.name).params)
+    where = str(params.get("url") or params.get("path") or params.get("query") or "").rstrip("/")
+    narrowed = str(params.get("selector") or params.get("aggregate") or params.get("exclude") or "")
+    return source.kind, where, narrowed
+
+
+def _double_counting(
+    config: MlmonConfig, chosen: list[SpendSource], by_default: bool, at: Loc
+) -> Iterator[tuple[Loc, str]]:
+    kinds = {s.kind for s in chosen}
+    if by_default and len(chosen) > 1 and kinds & {"dcgm", "opencost"}:
+        refs = ", ".join(s.ref for s in chosen)
+        yield (
+            (*at, "sources"),
+            (
+                f"without sources the budget counts every {chosen[0].kind} source ({refs}); two of them usually "
+                "measure the same GPUs, which would count their spend twice: name the ones to count in sources"
+            ),
+        )
+        return
+    seen: dict[tuple[str, ...], str] = {}
+    for source in chosen:
+        origin = _origin(config, source)
+        if origin[1] and origin in seen:
+            yield (
+                (*at, "sources"),
+                (
+                    f"spend sources {seen[origin]} and {source.ref} read the same {origin[0]} data ({origin[1]}): "
+                    "counting both would count that spend twice; keep one"
+                ),
+            )
+        seen.setdefault(origin, source.ref)
 
 
 def check_budgets(config: MlmonConfig) -> Iterator[tuple[Loc, str]]:
@@ -40,6 +80,7 @@ def check_budgets(config: MlmonConfig) -> Iterator[tuple[Loc, str]]:
             continue
         if not chosen:
             yield at, "no spend source (kind focus, opencost or dcgm) is configured: the budget has nothing to count"
+        yield from _double_counting(config, chosen, budget.sources is None, at)
         currency = project.spend.currency_code
         for source in chosen:
             if source.timezone != budget.timezone:
@@ -114,7 +155,7 @@ def check_spend_sources(config: MlmonConfig) -> Iterator[tuple[Loc, str]]:
                 continue
             at: Loc = ("projects", pi, "sources", si)
             if source.kind == "focus":
-                missing = pyarrow_missing()
+                missing = duckdb_missing()
                 if missing:
                     yield (*at, "kind"), missing
             for where, target in _targets(source.kind, dict(source.params)):

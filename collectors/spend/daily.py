@@ -68,6 +68,10 @@ class DailyTotals:
         if busy_seconds is not None:
             self.values[self.gpu_key(project, busy=True)][day] += busy_seconds
 
+    def add_labelled(self, metric: str, project: str, day: date, value: float, labels: dict[str, str]) -> None:
+        """A value of a series with labels of its own (a busy time read from a fallback metric)."""
+        self.values[self._key(metric, project, **labels)][day] += value
+
     def add_rows(self, project: str, day: date, rows: float) -> None:
         self.values[self.rows_key(project)][day] += rows
 

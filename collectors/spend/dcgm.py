@@ -41,6 +41,23 @@ its activity is still billed for the time it is held, but does not drag the aver
 Spend = held hours x the rate of the GPU's model (an unpriced model fails the run: spend must not
 be under-counted silently). Both `Hostname` (releases) and `hostname` (newer exporters) name the
 host; either spelling in `by` means both.
+
+Profiling metrics absent: dcgm-exporter drops every `DCGM_FI_PROF_*` series when profiling is not
+supported (pre-Volta GPUs, no CAP_SYS_ADMIN, a module not loaded), so those GPUs would be held for
+0 seconds. With `fallback: gpu_util` (default) a GPU without the profiling series is read from
+`DCGM_FI_DEV_GPU_UTIL` (percent) instead; its busy readings carry `busy_metric=DCGM_FI_DEV_GPU_UTIL`
+and the project page says so. `fallback: none` fails the run naming how many GPUs lack it.
+GPU_UTIL is not supported on MIG instances: their busy time then stays unknown, never 0.
+
+MIG: dcgm-exporter labels each GPU instance with `GPU_I_PROFILE` (`3g.40gb`) and `GPU_I_ID`, and
+`UUID` is the parent GPU's. An instance is priced by its share of the GPU: the larger of its
+compute share (`Ng.*`: N of 7 slices, 4 on an A30) and its memory share (`*.Mgb` of the GPU's
+memory from modelName, in eighths), so capacity an instance strands is billed to it: two
+`3g.40gb` on an H100 80GB hold 4/8 each (3/7 compute, 4/8 memory) and together the whole GPU,
+where the compute share alone would leave 1/7 of every hour unbilled. The share multiplies the
+GPU-hour rate and the GPU-seconds held; or a rate card line prices the profile's instance-hour
+(`{model: H100, profile: 3g.40gb, hourly: 1.90}`). A profile the card lacks and whose slices
+cannot be read fails the run naming it.
 """
 
 from __future__ import annotations
@@ -61,10 +78,20 @@ from monitor.config.types import Duration
 from monitor.core.matchers import parse_matchers
 from monitor.core.naming import label_name_problem
 from monitor.http import request_json, snippet
-from monitor.spend.series import RESERVED_ATTRIBUTIONS, UNATTRIBUTED, Basis, Scope, zone
+from monitor.spend.series import GPU_BUSY, RESERVED_ATTRIBUTIONS, UNATTRIBUTED, Basis, Scope, zone
 
-METRICS = {"DCGM_FI_PROF_GR_ENGINE_ACTIVE": 1.0, "DCGM_FI_DEV_GPU_UTIL": 100.0}
+PROF = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
+METRICS = {PROF: 1.0, GPU_UTIL: 100.0}
 """Busy metrics and their full-scale value."""
+MIG_PROFILE = "GPU_I_PROFILE"
+MIG_INSTANCE = "GPU_I_ID"
+BUSY_METRIC = "busy_metric"
+"""Label of busy readings read from the fallback metric."""
+_SLICES = re.compile(r"^(\d+)g\.", re.IGNORECASE)
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*gb", re.IGNORECASE)
+FOUR_SLICE_MODELS = ("A30",)
+"""GPUs whose MIG splits compute into 4 slices, not 7 (MIG User Guide)."""
 MODEL_LABELS = ("modelName", "model_name")
 HOST_LABELS = ("Hostname", "hostname")
 _POD_LABEL_KEY = re.compile(r"^([A-Za-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
@@ -77,11 +104,31 @@ def pod_label_name(key: str) -> str:
 
 class Rate(Params):
     model: str = Field(min_length=1, description="part of the GPU's modelName, e.g. A100")
-    hourly: float = Field(ge=0, description="price per GPU-hour")
+    profile: str | None = Field(default=None, description="a MIG profile (3g.40gb): the price of one instance-hour")
+    hourly: float = Field(ge=0, description="price per GPU-hour (or MIG instance-hour with profile)")
+
+
+def mig_share(profile: str, model: str) -> float | None:
+    """The share of its GPU a MIG instance holds: max(compute slices / 7, memory eighths)."""
+    found = _SLICES.match(profile.strip())
+    if not found:
+        return None
+    slices = 4 if any(m.lower() in model.lower() for m in FOUR_SLICE_MODELS) else 7
+    share = int(found.group(1)) / slices
+    memory, total = _MEMORY.search(profile), _MEMORY.search(model)
+    if memory and total and float(total.group(1)) > 0:
+        # profile strings round memory oddly (1g.11gb for 1g.12gb): the nearest eighth
+        eighths = max(1, round(float(memory.group(1)) / float(total.group(1)) * 8))
+        share = max(share, eighths / 8)
+    return share if 0 < share <= 1 else None
 
 
 class DcgmParams(EndpointParams):
     metric: Literal["DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_DEV_GPU_UTIL"] = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+    fallback: Literal["gpu_util", "none"] = Field(
+        default="gpu_util",
+        description="GPUs without the profiling metric: read DCGM_FI_DEV_GPU_UTIL (labelled), or fail the run",
+    )
     by: list[str] = Field(default_factory=lambda: ["namespace"], min_length=1)
     projects: dict[str, str] = Field(default_factory=dict, description="label value -> project id")
     unmapped: Literal["keep", "unattributed"] = "keep"
@@ -152,7 +199,7 @@ class DcgmParams(EndpointParams):
             for name in HOST_LABELS if label in HOST_LABELS else (label,):
                 if name not in labels:
                     labels.append(name)
-        return [*labels, *MODEL_LABELS]
+        return [*labels, *MODEL_LABELS, MIG_PROFILE]
 
 
 class DcgmCollector:
@@ -160,24 +207,35 @@ class DcgmCollector:
         self.params = params
         self.tz = zone(params.timezone)
 
-    def queries(self, window: DayWindow) -> dict[str, str]:
+    def _series(self, metric: str) -> str:
         p = self.params
-        span = max(1, int((window.end - window.start).total_seconds()))
-        step = int(p.resolution.total_seconds())
-        series = f"{p.metric}{{{p.selector}}}" if p.selector else p.metric
+        series = f"{metric}{{{p.selector}}}" if p.selector else metric
         if p.pod_label_name:
             on, label = ", ".join(p.pod_join), p.pod_label_name
             series = (
                 f"(({series} * on({on}) group_left({label}) topk by ({on}) (1, max by ({on}, {label}) "
                 f'(kube_pod_labels{{{label}!=""}}))) or on({on}) {series})'
             )
-        valid = f"({series} >= 0 <= {METRICS[p.metric]:g})"
+        return series
+
+    def queries(self, window: DayWindow) -> dict[str, str]:
+        """held, valid and busy of the configured metric; with the profiling metric, the same
+        three of GPU_UTIL for the GPUs (and MIG instances) that have no profiling series."""
+        p = self.params
+        span = max(1, int((window.end - window.start).total_seconds()))
+        step = int(p.resolution.total_seconds())
         by = ", ".join(p.group_labels)
-        return {
-            "held": f"sum by ({by}) (count_over_time({series}[{span}s:{step}s]))",
-            "valid": f"sum by ({by}) (count_over_time({valid}[{span}s:{step}s]))",
-            "busy": f"sum by ({by}) (sum_over_time({valid}[{span}s:{step}s]))",
-        }
+        sources = {"": (self._series(p.metric), METRICS[p.metric])}
+        if p.metric == PROF:
+            plain = f"{PROF}{{{p.selector}}}" if p.selector else PROF
+            sources["fallback_"] = (f"({self._series(GPU_UTIL)} unless on(UUID, {MIG_INSTANCE}) {plain})", 100.0)
+        out = {}
+        for prefix, (series, scale) in sources.items():
+            valid = f"({series} >= 0 <= {scale:g})"
+            out[prefix + "held"] = f"sum by ({by}) (count_over_time({series}[{span}s:{step}s]))"
+            out[prefix + "valid"] = f"sum by ({by}) (count_over_time({valid}[{span}s:{step}s]))"
+            out[prefix + "busy"] = f"sum by ({by}) (sum_over_time({valid}[{span}s:{step}s]))"
+        return out
 
     def project_of(self, labels: Mapping[str, str]) -> str:
         pod = self.params.pod_label_name
@@ -190,10 +248,24 @@ class DcgmCollector:
                 return value if self.params.unmapped == "keep" else UNATTRIBUTED
         return UNATTRIBUTED
 
-    def rate_of(self, model: str) -> float:
+    def rate_of(self, model: str, profile: str = "") -> float:
+        """Per hour of what the series holds: a GPU, or a MIG instance of `profile`."""
         lowered = model.lower()
+        if profile:
+            for rate in self.params.rates:
+                if rate.profile and rate.profile.lower() == profile.lower() and rate.model.lower() in lowered:
+                    return rate.hourly
+            share = mig_share(profile, model)
+            if share is None:
+                priced = ", ".join(f"{r.model} {r.profile}" for r in self.params.rates if r.profile) or "none"
+                raise SourceError(
+                    f"MIG profile {profile!r} of {model or '(no modelName label)'!r} is not in params.rates (MIG "
+                    f"profiles priced: {priced}) and its compute slices cannot be read from it: add "
+                    "{model: ..., profile: ..., hourly: ...}"
+                )
+            return self.rate_of(model) * share
         for rate in self.params.rates:
-            if rate.model.lower() in lowered:
+            if rate.profile is None and rate.model.lower() in lowered:
                 return rate.hourly
         if self.params.default_rate is not None:
             return self.params.default_rate
@@ -205,24 +277,42 @@ class DcgmCollector:
 
     def add_day(self, totals: DailyTotals, window: DayWindow, answers: Mapping[str, list[dict[str, Any]]]) -> None:
         step = self.params.resolution.total_seconds()
-        scale = METRICS[self.params.metric]
-        groups: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        groups: dict[tuple[str, str, str, bool], dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for name, result in answers.items():
+            fallback = name.startswith("fallback_")
             for item in result:
                 labels: dict[str, str] = item.get("metric") or {}
                 value = _sample_value(item, name)
                 model = next((labels[m] for m in MODEL_LABELS if labels.get(m)), "")
-                groups[(self.project_of(labels), model)][name] += value
-        for (project, model), measures in groups.items():
+                key = (self.project_of(labels), model, labels.get(MIG_PROFILE, ""), fallback)
+                groups[key][name.removeprefix("fallback_")] += value
+        lacking = sum(1 for (_, _, _, fallback), m in groups.items() if fallback and m.get("held"))
+        if lacking and self.params.fallback == "none":
+            raise SourceError(
+                f"{lacking} GPU group{'s' if lacking > 1 else ''} on {window.day} report {GPU_UTIL} but not "
+                f"{PROF} (profiling unsupported or not permitted on the exporter): their held time would be "
+                "missing; set fallback: gpu_util, or enable profiling"
+            )
+        for (project, model, profile, fallback), measures in groups.items():
             held = measures.get("held", 0.0) * step
             if held <= 0:
                 continue
+            scale = 100.0 if fallback else METRICS[self.params.metric]
+            share = (mig_share(profile, model) or 0.0) if profile else 1.0
             busy = None
-            if measures.get("valid", 0.0) > 0:
+            # GPU_UTIL does not measure a MIG instance: its activity stays unknown, not idle
+            if measures.get("valid", 0.0) > 0 and not (fallback and profile):
                 mean = measures.get("busy", 0.0) / measures["valid"] / scale
-                busy = held * min(1.0, max(0.0, mean))
-            totals.add_gpu(project, window.day, held, busy)
-            totals.add_spend(project, Basis.ESTIMATED, Scope.GPU, window.day, held / 3600 * self.rate_of(model))
+                busy = held * share * min(1.0, max(0.0, mean))
+            rate = self.rate_of(model, profile)
+            usage = held * share if profile else held
+            if fallback:
+                totals.add_gpu(project, window.day, usage, None)
+                if busy is not None:
+                    totals.add_labelled(GPU_BUSY, project, window.day, busy, {BUSY_METRIC: GPU_UTIL})
+            else:
+                totals.add_gpu(project, window.day, usage, busy)
+            totals.add_spend(project, Basis.ESTIMATED, Scope.GPU, window.day, held / 3600 * rate)
 
     def collect(self, ctx: CollectContext) -> CollectResult:
         p = self.params

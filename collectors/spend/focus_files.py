@@ -97,7 +97,9 @@ def discover(pattern: str, exclude: list[str]) -> dict[str, Path]:
     return kept
 
 
-def plan(files: Mapping[str, Path], known: Mapping[str, KnownFile]) -> Plan:
+def plan(files: Mapping[str, Path], known: Mapping[str, KnownFile], today: date | None = None) -> Plan:
+    """`today`: a file whose spread charges reached past the day it was last read is read again
+    once a later day has come (future days are never stored before they happen)."""
     changed: list[Path] = []
     unchanged: dict[str, KnownFile] = {}
     old_days: set[date] = set()
@@ -107,7 +109,7 @@ def plan(files: Mapping[str, Path], known: Mapping[str, KnownFile]) -> Plan:
             now = Fingerprint.of(path)
         except OSError as exc:
             raise SourceError(f"cannot read {name}: {exc.strerror}") from None
-        if before is not None and before.fingerprint == now:
+        if before is not None and before.fingerprint == now and not _pending(before, today):
             unchanged[name] = before
             continue
         changed.append(path)
@@ -117,6 +119,13 @@ def plan(files: Mapping[str, Path], known: Mapping[str, KnownFile]) -> Plan:
     for name in removed:
         old_days |= known[name].days()
     return Plan(changed, removed, unchanged, old_days)
+
+
+def _pending(known: KnownFile, today: date | None) -> bool:
+    pending, through = known.entry.get("pending_until"), known.entry.get("read_through")
+    if today is None or not isinstance(pending, str) or not isinstance(through, str):
+        return False
+    return today > date.fromisoformat(through)
 
 
 def data_version(files: Mapping[str, Mapping[str, Any]]) -> str:

@@ -13,6 +13,8 @@ from typing import Any
 from collectors.spend.focus_rows import FocusFileError
 
 _GZIP_MAGIC = b"\x1f\x8b"
+HEADER_LIMIT = 1 << 20
+"""Bytes a header line may take (a file without newlines is not read whole to find one)."""
 _PARQUET_MAGIC = b"PAR1"
 
 
@@ -34,9 +36,15 @@ def is_gzip(path: Path) -> bool:
 def csv_header(path: Path) -> list[str]:
     """Column names of a CSV file (gzipped or not), without a UTF-8 byte-order mark."""
     try:
-        with text_rows(path) as text:
-            header = next(csv.reader(text), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        with gzip.open(path, "rb") if is_gzip(path) else path.open("rb") as raw:
+            line = raw.readline(HEADER_LIMIT)
+        header = next(csv.reader([line.decode("utf-8-sig")]), None)
+    except UnicodeDecodeError:
+        raise FocusFileError(str(path), "cannot decode the header: expected UTF-8 text", 1) from None
+    except EOFError:
+        # gzip's way of saying the file was cut short (click would print only "Aborted!")
+        raise FocusFileError(str(path), "the compressed file is truncated: it ends before the header does") from None
+    except (OSError, csv.Error) as exc:
         raise FocusFileError(str(path), f"cannot read the CSV header: {exc}") from None
     if not header:
         raise FocusFileError(str(path), "the file is empty: expected a CSV header of FOCUS columns")

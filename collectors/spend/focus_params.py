@@ -13,6 +13,7 @@ params:
       matches: 'arn:aws:sagemaker:.*:vision-.*'   # anchored regular expression
       project: vision
   timezone: UTC                            # days are cut at midnight in this zone
+  spread: period                           # spread over ChargePeriodStart..End (start: all on day one)
   currency: USD                            # optional: every file must bill in it
   gpu_instances: {x9.big: 4, g4ad: 0}      # extend the GPU instance table (0 = not a GPU)
   exclude: ['*-old.csv']                   # skip files whose name matches
@@ -145,10 +146,21 @@ Rule = Annotated[
 
 
 class FocusParams(Params):
-    path: str = Field(min_length=1, description="a file, a directory or a glob (** recurses)")
+    path: str | None = Field(default=None, min_length=1, description="a file, a directory or a glob (** recurses)")
+    query: str | None = Field(
+        default=None, min_length=1, description="instead of path: SQL over your own FOCUS table (focus_query.py)"
+    )
+    database_url_env: str | None = Field(
+        default=None, description="with query: the environment variable holding the SQLAlchemy URL"
+    )
     format: Literal["auto", "csv", "parquet"] = "auto"
     attribution: list[Rule] = Field(min_length=1)
     timezone: str = "UTC"
+    spread: Literal["period", "start"] = Field(
+        default="period",
+        description="period: a charge is spread over its ChargePeriodStart..End in proportion to the time "
+        "each local day holds; start: booked whole on the day its period starts",
+    )
     currency: str | None = Field(default=None, description="every file must bill in this currency")
     gpu_instances: dict[str, float] = Field(default_factory=dict, description="instance type or family -> GPUs")
     exclude: list[str] = Field(default_factory=list, description="glob patterns of file names to skip")
@@ -176,11 +188,20 @@ class FocusParams(Params):
                 raise ValueError(f"gpu_instances[{name!r}]: a GPU count cannot be negative")
         return {name.lower(): count for name, count in value.items()}
 
+    @model_validator(mode="after")
+    def _where(self) -> FocusParams:
+        if (self.path is None) == (self.query is None):
+            raise ValueError("give exactly one of path (FOCUS files) or query (SQL over a FOCUS table)")
+        if self.query is not None and not self.database_url_env:
+            raise ValueError("query needs database_url_env: the environment variable holding the database URL")
+        return self
+
     @property
     def columns_needed(self) -> list[str]:
-        """Columns a file must have: FOCUS's mandatory ones and those the rules read."""
+        """Columns a file must have: FOCUS's mandatory ones and those the column rules read
+        (Tags is conditional in FOCUS: a file without it simply has no tags)."""
         needed = list(MANDATORY)
         for rule in self.attribution:
-            if rule.column not in needed:
+            if rule.column not in needed and rule.column != TAGS:
                 needed.append(rule.column)
         return needed

@@ -1,44 +1,83 @@
-"""Stream one FOCUS file (CSV, gzipped CSV or Parquet) into daily totals per attributed project.
+"""Read one FOCUS file (CSV, gzipped CSV or Parquet) into daily totals per attributed project.
 
-The file is read in record batches with pyarrow (a CSV block or a Parquet batch at a time), so
-memory stays flat however large the export; focus_batch.py does the work per batch. Errors name
-the file, the row (1 = the first row after the header) and the column.
+DuckDB does the reading and the whole aggregation in one query (focus_sql.py, focus_duck.py),
+reading only the columns it needs. Errors name the file, the row (1 = the first row after the
+header), the column and what was expected; a file with a duplicate column or no rows is
+refused before it is read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import tzinfo
+from dataclasses import dataclass, field
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 
-from collectors.spend.focus_batch import BatchReader, FileAggregate
-from collectors.spend.focus_format import byte_source, csv_header, detect_format
-from collectors.spend.focus_locate import located
+from collectors.spend.daily import DailyTotals
+from collectors.spend.focus_duck import DayRow, connect, csv_source, locate, parquet_source, register_gpus, run_daily
+from collectors.spend.focus_format import csv_header, detect_format, is_gzip
 from collectors.spend.focus_params import FocusParams
-from collectors.spend.focus_rows import COST_COLUMNS, NULLS, QUANTITY_COLUMNS, USAGE_PAIRS, FocusFileError
+from collectors.spend.focus_rows import FocusFileError
+from collectors.spend.focus_sql import quote
+from monitor.spend.series import UNATTRIBUTED, Basis, Scope
 
-__all__ = ["FileAggregate", "FocusFileError", "pyarrow_missing", "read_focus_file"]
+__all__ = ["FileAggregate", "FocusFileError", "duckdb_missing", "pyarrow_missing", "read_focus_file"]
 
-BLOCK_SIZE = 8 << 20
-"""Bytes of CSV parsed per batch: big enough to amortise the per-batch work, small for memory."""
-PARQUET_BATCH_ROWS = 65_536
+SCOPES = {"purchase": Scope.PURCHASE, "credit": Scope.CREDIT, "adjustment": Scope.ADJUSTMENT}
 
 
-def pyarrow_missing() -> str | None:
+@dataclass
+class FileAggregate:
+    """What one file (or query) adds up to."""
+
+    path: str
+    currency: str | None
+    totals: DailyTotals
+    rows: int = 0
+    unattributed_rows: int = 0
+    gpu_rows: int = 0
+    billed: float = 0.0
+    projects: set[str] = field(default_factory=set)
+    start_days: set[date] = field(default_factory=set)
+    """Days some charge starts on (a spread charge also covers later days)."""
+
+    @property
+    def days(self) -> list[date]:
+        return sorted(self.totals.days)
+
+
+def duckdb_missing() -> str | None:
     """Why the focus source cannot run here, or None."""
-    try:
-        import pyarrow  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        return "reading FOCUS files needs pyarrow: install mlmon with the `focus` extra (pip install 'mlmon[focus]')"
+    for module in ("duckdb", "pyarrow"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"reading FOCUS needs {module}: reinstall mlmon (pip install -e .), which depends on it"
     return None
 
 
-def _wanted(present: list[str], params: FocusParams, path: str) -> list[str]:
-    """The columns to read, after checking the mandatory ones are there.
+pyarrow_missing = duckdb_missing
 
-    ChargePeriodEnd must be present (FOCUS) but is not read: a charge counts on the day its
-    period starts. Of the usage columns, one quantity/unit pair is read."""
+
+def parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    try:
+        return list(pq.read_schema(str(path)).names)
+    except Exception as exc:  # pyarrow raises several unrelated types for a broken file
+        raise FocusFileError(str(path), f"not a readable Parquet file: {type(exc).__name__}") from None
+
+
+def check_header(path: str, present: list[str], params: FocusParams) -> None:
+    """Duplicate columns (DuckDB would rename one silently; names are case-insensitive in SQL)
+    and missing mandatory ones."""
+    seen: dict[str, str] = {}
+    for name in present:
+        before = seen.get(name.lower())
+        if before is not None:
+            same = "twice" if before == name else f"twice ({before} and {name}; SQL names ignore case)"
+            raise FocusFileError(path, f"column {name} appears {same}: expected each FOCUS column once", 1, name)
+        seen[name.lower()] = name
     missing = [c for c in params.columns_needed if c not in present]
     if missing:
         shown = ", ".join(missing)
@@ -49,48 +88,98 @@ def _wanted(present: list[str], params: FocusParams, path: str) -> list[str]:
             None,
             shown,
         )
-    read = [c for c in params.columns_needed if c != "ChargePeriodEnd"]
-    read += [c for c in ("SkuPriceDetails", "ChargeDescription") if c in present and c not in read]
-    for pair in USAGE_PAIRS:
-        if all(c in present for c in pair):
-            read += [c for c in pair if c not in read]
-            break
-    return read
 
 
-def _csv_batches(path: Path, header: list[str], params: FocusParams, block_size: int) -> Iterator[Any]:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv  # type: ignore[import-untyped]
+def aggregate_rows(
+    where: str, rows: list[DayRow], params: FocusParams, tz: tzinfo, currency: str | None
+) -> FileAggregate:
+    totals = DailyTotals(currency or params.currency or "USD", tz)
+    aggregate = FileAggregate(where, currency, totals)
+    values = totals.values
+    for r in rows:
+        project = r.project or UNATTRIBUTED
+        scope = SCOPES.get(r.category) or (Scope.GPU if r.gpu else Scope.OTHER)
+        values[totals.spend_key(project, Basis.BILLED, scope)][r.day] += float(r.billed)
+        values[totals.spend_key(project, Basis.EFFECTIVE, scope)][r.day] += float(r.effective)
+        if r.starting:  # rows are counted on the day they start, so a day's counts add up to the file
+            values[totals.rows_key(project)][r.day] += float(r.starting)
+        if r.gpu and r.gpu_seconds:
+            values[totals.gpu_key(project)][r.day] += float(r.gpu_seconds)
+        aggregate.billed += float(r.billed)
+        aggregate.rows += r.starting
+        if r.starting:
+            aggregate.start_days.add(r.day)
+        if r.gpu:
+            aggregate.gpu_rows += r.starting
+        if project == UNATTRIBUTED:
+            aggregate.unattributed_rows += r.starting
+        else:
+            aggregate.projects.add(project)
+    return aggregate
 
-    wanted = _wanted(header, params, str(path))
-    numeric = {*COST_COLUMNS, *QUANTITY_COLUMNS}
-    text = pa.dictionary(pa.int32(), pa.string())
-    types = {c: (pa.float64() if c in numeric else text) for c in wanted}
-    reader = pcsv.open_csv(
-        byte_source(path),
-        read_options=pcsv.ReadOptions(block_size=block_size, use_threads=True, column_names=header, skip_rows=1),
-        parse_options=pcsv.ParseOptions(newlines_in_values=True),
-        convert_options=pcsv.ConvertOptions(
-            include_columns=wanted,
-            column_types=types,
-            null_values=list(NULLS),
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    )
-    return iter(reader)
+
+def check_currency(
+    con: Any,
+    rows: list[DayRow],
+    params: FocusParams,
+    present: list[str],
+    source: str,
+    where: str,
+    expected: tuple[str, str] | None,
+) -> str | None:
+    """The one currency the rows bill in, or FocusFileError at the first row that differs."""
+    found = {r.currency for r in rows}
+    if not found:
+        return expected[0] if expected else None
+    if expected is None:
+        if len(found) == 1:
+            return found.pop()
+        first = locate(con, params, present, source, where, "true", lambda row: ("BillingCurrency", ""))
+        established = _currency_of_row(con, params, present, source, first.row or 1)
+
+        def mixed(row: dict[str, Any]) -> tuple[str, str]:
+            return "BillingCurrency", (
+                f"mixed currencies: {row['currency']} here, {established} in the rows before; amounts in two "
+                "currencies are never summed, so a file must bill in one"
+            )
+
+        raise locate(con, params, present, source, where, f"currency <> {quote(established)}", mixed)
+    code, origin = expected
+    if found == {code}:
+        return code
+
+    def other(row: dict[str, Any]) -> tuple[str, str]:
+        return "BillingCurrency", (
+            f"billed in {row['currency']}, but this source reads {code} ({origin}); configure one source per currency"
+        )
+
+    raise locate(con, params, present, source, where, f"currency <> {quote(code)}", other)
 
 
-def _parquet_batches(path: Path, params: FocusParams) -> tuple[list[str], Iterator[Any]]:
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+def _currency_of_row(con: Any, params: FocusParams, present: list[str], source: str, row: int) -> str:
+    from collectors.spend.focus_sql import locate_sql
 
-    try:
-        handle = pq.ParquetFile(str(path))
-    except Exception as exc:
-        raise FocusFileError(str(path), f"not a readable Parquet file: {exc}") from None
-    present = list(handle.schema_arrow.names)
-    wanted = _wanted(present, params, str(path))
-    return present, handle.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted)
+    found = con.execute(locate_sql(params, present, source, f"rn = {row}")).fetchone()
+    names = [d[0] for d in con.description]
+    return str(dict(zip(names, found, strict=True))["currency"]) if found else ""
+
+
+def read_source(
+    con: Any,
+    source: str,
+    present: list[str],
+    params: FocusParams,
+    tz: tzinfo,
+    where: str,
+    expected_currency: tuple[str, str] | None,
+) -> FileAggregate:
+    """The aggregate of any DuckDB relation text holding FOCUS columns."""
+    register_gpus(con, params.gpu_instances)
+    rows = run_daily(con, params, present, source, where)
+    if not rows:
+        raise FocusFileError(where, "no rows: expected billing rows after the header")
+    currency = check_currency(con, rows, params, present, source, where, expected_currency)
+    return aggregate_rows(where, rows, params, tz, currency)
 
 
 def read_focus_file(
@@ -99,29 +188,26 @@ def read_focus_file(
     tz: tzinfo,
     expected_currency: tuple[str, str] | None = None,
     *,
-    block_size: int = BLOCK_SIZE,
+    header: list[str] | None = None,
 ) -> FileAggregate:
     """Read and attribute one file; raise FocusFileError naming the file, row and column.
 
     `expected_currency`: (code, where it comes from) when earlier files or params fixed it.
+    `header`: the columns of a CSV whose own first line is not the header (an appended tail).
     """
-    import pyarrow as pa
-
     if expected_currency is None and params.currency is not None:
         expected_currency = (params.currency, "params.currency")
-    reader = BatchReader(path, params, tz, expected_currency)
+    where = str(path)
     kind = detect_format(path, params.format)
-    header = csv_header(path) if kind == "csv" else []
+    if kind == "parquet":
+        present = parquet_columns(path)
+        source = parquet_source(path)
+    else:
+        present = header or csv_header(path)
+        source = csv_source(path, present, is_gzip(path))
+    check_header(where, present, params)
+    con = connect()
     try:
-        if kind == "parquet":
-            header, batches = _parquet_batches(path, params)
-        else:
-            batches = _csv_batches(path, header, params, block_size)
-        for batch in batches:
-            columns = {name: batch.column(name) for name in batch.schema.names}
-            reader.batch(columns)
-    except pa.ArrowInvalid as exc:
-        raise located(path, header, exc, block_size) from None
-    except (OSError, EOFError, pa.ArrowException) as exc:
-        raise FocusFileError(str(path), f"cannot read the file: {exc}") from None
-    return reader.result()
+        return read_source(con, source, present, params, tz, where, expected_currency)
+    finally:
+        con.close()

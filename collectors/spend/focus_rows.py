@@ -34,7 +34,7 @@ class FocusFileError(SourceError):
     """A FOCUS file that cannot be read as such; the message names file, row and column."""
 
     def __init__(self, path: str, message: str, row: int | None = None, column: str | None = None) -> None:
-        self.path, self.row, self.column = path, row, column
+        self.path, self.row, self.column, self.detail = path, row, column, message
         where = ", ".join(p for p in (f"row {row}" if row else "", f"column {column}" if column else "") if p)
         super().__init__(f"{path}: {where + ': ' if where else ''}{message}")
 

@@ -145,3 +145,14 @@ def find_gpu_instance(text: str, overrides: Mapping[str, float] | None = None) -
         if count > 0 and re.search(rf"(?<![\w.-]){re.escape(instance.lower())}(?![\w-])", lowered):
             return GpuInstance(instance, count)
     return None
+
+
+def candidate_pattern(overrides: Mapping[str, float] | None = None) -> str:
+    """A regular expression (RE2 and Python alike) that every text `find_gpu_instance` could find
+    a GPU instance in matches: a cheap test that spares the full lookup for the rows it rules out
+    (most billing rows are storage, network, CPU instances). A superset, never a subset: kept
+    next to the tables it is built from, and tested against them."""
+    families = sorted(AWS, key=len, reverse=True)
+    parts = ["gpu", "g2-standard", r"n[cdv]\d", r"(?:" + "|".join(re.escape(f) for f in families) + r")\."]
+    parts += [re.escape(name) for name in sorted(overrides or {}) if name]
+    return "(?i)" + "|".join(parts)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -96,6 +96,42 @@ def allocation_sets(document: Any, where: str) -> list[Mapping[str, Any]]:
     return [s for s in data if s]
 
 
+WINDOW_SLACK = timedelta(minutes=1)
+
+
+def _moment(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def check_window(allocation: Mapping[str, Any], window: DayWindow, now: datetime | None, at: str) -> None:
+    """An allocation must cover the day asked for: OpenCost answers a window it could not parse,
+    or one snapped to its own boundaries, with another window, and booking that as the day would
+    move or multiply cost. Today's window may end early (at now)."""
+    nested = allocation.get("window")
+    span: Mapping[str, Any] = nested if isinstance(nested, dict) else allocation
+    start, end = _moment(span.get("start")), _moment(span.get("end"))
+    if start is None and end is None:
+        return  # an answer without windows (older Kubecost) cannot be checked
+    partial = now is not None and window.end > now
+    fine = (
+        start is not None
+        and end is not None
+        and abs(start - window.start) <= WINDOW_SLACK
+        and (abs(end - window.end) <= WINDOW_SLACK or (partial and window.start < end <= window.end + WINDOW_SLACK))
+    )
+    if not fine:
+        raise SourceError(
+            f"{at}: OpenCost answered for {span.get('start')}..{span.get('end')}, not the requested day "
+            f"{_rfc3339(window.start)}..{_rfc3339(window.end)}: refused, nothing of this run stored"
+        )
+
+
 class OpenCostCollector:
     def __init__(self, params: OpenCostParams) -> None:
         self.params = params
@@ -110,12 +146,20 @@ class OpenCostCollector:
             return self.params.projects[key]
         return key if self.params.unmapped == "keep" else UNATTRIBUTED
 
-    def add_day(self, totals: DailyTotals, window: DayWindow, sets: list[Mapping[str, Any]], where: str) -> None:
+    def add_day(
+        self,
+        totals: DailyTotals,
+        window: DayWindow,
+        sets: list[Mapping[str, Any]],
+        where: str,
+        now: datetime | None = None,
+    ) -> None:
         for index, allocations in enumerate(sets):
             for key, allocation in allocations.items():
                 at = f"{where} data[{index}][{key!r}]"
                 if not isinstance(allocation, dict):
                     raise SourceError(f"{at}: expected an allocation object, got {snippet(str(allocation), 80)}")
+                check_window(allocation, window, now, at)
                 project = self.attribute(str(allocation.get("name") or key))
                 gpu = _number(allocation, "gpuCost", at) + _number(allocation, "gpuCostAdjustment", at)
                 total = _number(allocation, "totalCost", at)
@@ -148,7 +192,7 @@ class OpenCostCollector:
                     query["resolution"] = p.resolution
                 where = f"GET {p.url}{p.path} (window {query['window']})"
                 document = request_json(client, "GET", p.url + p.path, params=query)
-                self.add_day(totals, window, allocation_sets(document, where), where)
+                self.add_day(totals, window, allocation_sets(document, where), where, ctx.now)
         days = {w.day for w in windows}
         readings = totals.readings(ctx.source, days)
         readings += withdrawn(ctx.reader, ctx.project, ctx.source, totals.metrics, days, self.tz, readings)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from monitor import __version__
-from monitor.api import errors
+from monitor.api import errors, openapi
 from monitor.api.auth import permit
+from monitor.api.failures import CrashBarrier
 from monitor.api.middleware import RequestMetrics
 from monitor.api.routes import admin, alerts, events, health, projects, samples, series, settings
 from monitor.api.routes import auth as auth_api
@@ -35,5 +36,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for module in (samples, series, projects, settings, events, alerts, admin, stack_api, quality_api, spend_api):
         app.include_router(module.router, dependencies=[permit(Permission.READ)])
     web_routes.install(app)  # the server-rendered UI: /, /projects/{id}, /alerts, /audit, /login
+    openapi.install(app)
+    app.add_middleware(CrashBarrier)
     app.add_middleware(RequestMetrics, telemetry=runtime.telemetry)
     return app

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
+from fastapi import Path
 from pydantic import BaseModel
 
 
@@ -88,3 +90,7 @@ class ProjectDetail(ProjectOut):
 class ReloadOut(BaseModel):
     status: str
     changed_projects: list[str]
+
+
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a row id")]
+"""An id in a URL: larger numbers cannot be a row (and overflow the database's integer)."""

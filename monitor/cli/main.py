@@ -72,7 +72,17 @@ def run_server(
     app = create_app(runtime)
     for router in routers:
         app.include_router(router)
-    server = uvicorn.Server(
+
+    class QuiescingServer(uvicorn.Server):
+        """uvicorn takes SIGTERM over while it runs and drains connections before returning; the
+        scheduler must not start source runs meanwhile, so it is quiesced at the signal itself."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if services is not None:
+                services.quiesce()
+            super().handle_exit(sig, frame)
+
+    server = QuiescingServer(
         uvicorn.Config(
             app,
             host=settings.host,
@@ -157,15 +167,23 @@ def migrate(database_url: str | None, revision: str) -> None:
 
 @main.command("check-config")
 @click.argument("file", type=click.Path(dir_okay=False))
-def check_config(file: str) -> None:
-    """Validate a configuration file; print every problem with its line."""
-    from monitor.config.loader import load_config
+@click.option("--allow-empty", is_flag=True, help="accept a configuration without projects")
+def check_config(file: str, allow_empty: bool) -> None:
+    """Validate a configuration file; print every problem with its line. Variables named by
+    `*_env` keys that are not set are warnings."""
+    import os
+
+    from monitor.config.loader import empty_config_issue, load_config, unset_env_warnings
     from monitor.runtime import config_checks
 
     try:
         config = load_config(file, config_checks())
     except ConfigError as exc:
         bootstrap.fail(str(exc), 1)
+    if not config.projects and not allow_empty:
+        bootstrap.fail(f"{empty_config_issue(file)} (pass --allow-empty to accept that)", 1)
+    for warning in unset_env_warnings(file, os.environ):
+        click.echo(f"warning: {warning}", err=True)
     sources = sum(len(p.sources) for p in config.projects)
     click.echo(f"{file}: OK ({len(config.projects)} projects, {sources} sources, {len(config.rules)} rules)")
 

@@ -1,6 +1,6 @@
 """`mlmon` subcommands of the quality family.
 
-    mlmon quality drift REFERENCE.csv CURRENT.csv [--columns a,b] [--p-value 0.05] [--json]
+    mlmon quality drift REFERENCE.csv CURRENT.csv [--columns a,b] [--p-value 0.05 (0: off)] [--json]
 
 compares two CSV files column by column with the statistics and default thresholds of the
 `distribution` rule (no database, no configuration). Exit status: 0 no column drifts, 1 some
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from monitor.quality.drift import Thresholds
+from monitor.quality.drift import DEFAULT_P_VALUE, Thresholds
 from monitor.quality.offline import TableError, compare_tables, read_csv
 
 
@@ -36,8 +36,19 @@ def _off_or(value: float) -> float | None:
 @click.option("--wasserstein", type=float, default=0.1, show_default=True, help="threshold; 0 turns it off")
 @click.option("--psi", type=float, default=0.1, show_default=True, help="threshold; 0 turns it off")
 @click.option("--js", "jensen_shannon", type=float, default=0.1, show_default=True, help="threshold; 0 turns it off")
-@click.option("--p-value", type=float, default=None, help="also require a corrected KS / chi-square p-value below this")
-@click.option("--correction", type=click.Choice(["holm", "bonferroni", "benjamini_hochberg", "none"]), default="holm")
+@click.option(
+    "--p-value",
+    type=float,
+    default=DEFAULT_P_VALUE,
+    show_default=True,
+    help="also require a corrected KS / chi-square p-value below this; 0 judges by effect sizes alone",
+)
+@click.option(
+    "--correction",
+    type=click.Choice(["holm", "bonferroni", "benjamini_hochberg", "none"]),
+    default="benjamini_hochberg",
+    show_default=True,
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def drift(
     reference: Path,
@@ -47,12 +58,12 @@ def drift(
     wasserstein: float,
     psi: float,
     jensen_shannon: float,
-    p_value: float | None,
+    p_value: float,
     correction: str,
     as_json: bool,
 ) -> None:
     """Compare CURRENT with REFERENCE (CSV files with a header row), column by column."""
-    thresholds = Thresholds(_off_or(psi), _off_or(jensen_shannon), _off_or(wasserstein), p_value)
+    thresholds = Thresholds(_off_or(psi), _off_or(jensen_shannon), _off_or(wasserstein), _off_or(p_value))
     if thresholds.psi is None and thresholds.jensen_shannon is None and thresholds.wasserstein is None:
         click.echo("every effect size is off: keep at least one threshold above 0", err=True)
         sys.exit(2)
@@ -71,8 +82,8 @@ def drift(
     if as_json:
         click.echo(json.dumps([
             {"column": v.column, "kind": v.drift.kind, "n": v.drift.n, "reference_n": v.drift.reference_n,
-             "statistics": v.drift.statistics(), "p_value_adjusted": v.p_adjusted, "exceeded": v.exceeded,
-             "drift": v.drifting}
+             "test": v.drift.test, "statistics": v.drift.statistics(), "p_value_adjusted": v.p_adjusted,
+             "exceeded": v.exceeded, "drift": v.drifting}
             for v in verdicts
         ], indent=2))  # fmt: skip
     else:

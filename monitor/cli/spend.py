@@ -19,7 +19,7 @@ import click
 
 from collectors.base import SourceError
 from collectors.spend.focus_params import FocusParams
-from collectors.spend.focus_reader import FocusFileError, pyarrow_missing, read_focus_file
+from collectors.spend.focus_reader import FocusFileError, duckdb_missing, read_focus_file
 from monitor.cli import bootstrap
 from monitor.spend.report import days_needed, load
 from monitor.spend.series import ATTRIBUTED, GPU_USAGE, ROWS, zone
@@ -30,6 +30,33 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
     for row in (header, *rows):
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+def unmigrated(url: str) -> str | None:
+    """Why the database cannot be read yet (missing or not migrated), or None. A SQLite file that
+    does not exist is never created by asking."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.store import migrate
+    from monitor.store.db import make_engine
+
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file not in (None, "", ":memory:") and not Path(str(file)).exists():
+        return f"no database at {parsed.database}: run `mlmon migrate` first (or set MLMON_DATABASE_URL)"
+    engine = make_engine(url)
+    try:
+        current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+    except SQLAlchemyError as exc:
+        return f"cannot read the database {shown}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    finally:
+        engine.dispose()
+    if current != head:
+        state = "not migrated" if current is None else f"at revision {current}, not {head}"
+        return f"the database {shown} is {state}: run `mlmon migrate` first"
+    return None
 
 
 @click.group("spend")
@@ -45,7 +72,11 @@ def spend() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def status(config: str | None, database_url: str | None, project_id: str | None, check: bool, as_json: bool) -> None:
     """Each project's budget period: spent, share of the budget, forecast with its interval."""
-    runtime = bootstrap.runtime(bootstrap.settings(config, database_url), prepared=False)
+    chosen = bootstrap.settings(config, database_url)
+    problem = unmigrated(chosen.database_url)
+    if problem:
+        bootstrap.fail(problem)
+    runtime = bootstrap.runtime(chosen, prepared=False)
     try:
         cfg = runtime.config
         ids = [p.id for p in cfg.projects]
@@ -105,7 +136,7 @@ def status(config: str | None, database_url: str | None, project_id: str | None,
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def read_focus(files: tuple[str, ...], tag: str, timezone: str, as_json: bool) -> None:
     """Read FOCUS files and show what each project would be attributed (nothing is stored)."""
-    missing = pyarrow_missing()
+    missing = duckdb_missing()
     if missing:
         bootstrap.fail(missing)
     try:

@@ -1,10 +1,12 @@
 """`mlmon` subcommands of the stack family.
 
-    mlmon scan PATH... [--advisories DIR|ZIP|URL] [--format table|json|plan|sarif|cyclonedx] [--fail-on SEVERITY]
+    mlmon scan PATH|image:REF... [--advisories DIR|ZIP|URL] [--format table|json|plan|sarif|cyclonedx]
+               [--fail-on SEVERITY]
     mlmon advisories import PATH | refresh | status
     mlmon stack sync | status | findings [--as-of TIME]
 
-Exit status: 0 ok, 1 the policy is violated (scan) or a step failed, 2 a usage or input error.
+Exit status: 0 ok, 1 the policy is violated (scan) or a step failed, 2 a usage or input error,
+3 (scan) nothing to check: no input pins a package with a valid version.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,17 +31,29 @@ from monitor.stack.advisories.index import AdvisoryIndex
 from monitor.stack.advisories.offline import OfflineSourceError
 from monitor.stack.config import DEFAULT_OSV_URL
 from monitor.stack.ignore_file import IgnoreFileError, load_ignore_file
+from monitor.stack.inventory.image.manifests import DEFAULT_PLATFORM
 from monitor.stack.inventory.model import Inventory, InventoryError
-from monitor.stack.inventory.reader import read_path
+from monitor.stack.inventory.target import Target
 from monitor.stack.package_index import configured_index, fetch_history
 from monitor.stack.plan.index_client import IndexClient, MemoryCache
 from monitor.stack.plan.render import render_plan
 from monitor.stack.releases import ReleaseHistory
 from monitor.stack.report.sarif import render_sarif
 from monitor.stack.report.text import render_table, table
-from monitor.stack.scan import FAIL_ON, Policy, describe_error, judge, load_advisories, packages_of, report_doc
+from monitor.stack.scan import (
+    FAIL_ON,
+    Policy,
+    ScanReport,
+    describe_error,
+    is_url,
+    judge,
+    load_advisories,
+    packages_of,
+    report_doc,
+)
+from monitor.stack.scan_inputs import FORMATS, plan_inputs, read_input
 from monitor.stack.store import StackStore
-from monitor.stack.versions import canonical_name
+from monitor.stack.versions import canonical_name, parse_version
 
 
 @contextmanager
@@ -63,6 +78,23 @@ def _progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int],
         bar = state.get("bar")
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+NOTHING_TO_CHECK = 3
+
+
+def checkable(inventory: Inventory) -> tuple[Inventory, list[str]]:
+    """The inventory without packages whose version `packaging` cannot parse (nothing can be
+    matched against them: they would pass as "undetermined"), and a note for each one dropped."""
+    kept = [p for p in inventory.packages if parse_version(p.version) is not None]
+    if len(kept) == len(inventory.packages):
+        return inventory, []
+    notes = [
+        f"{p.origin}{f':{p.line}' if p.line else ''}: {p.name} {p.version[:60]!r} is not a valid version; not checked"
+        for p in inventory.packages
+        if parse_version(p.version) is None
+    ]
+    return replace(inventory, packages=tuple(kept), _index={}), notes
 
 
 # --- mlmon scan ---------------------------------------------------------------------------------------
@@ -102,8 +134,66 @@ def _plan_index(index_opt: str, notes: list[str]) -> str | None:
         return None
 
 
+EXIT_CLEAN, EXIT_POLICY, EXIT_INPUT, EXIT_NOTHING = 0, 1, 2, NOTHING_TO_CHECK
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a renderer may use besides the report: the policy verdict and output options."""
+
+    violations: list[str]
+    sarif_root: Path | None = None
+
+
+Renderer = Callable[[ScanReport, RenderContext], str]
+
+
+def _json_text(doc: Any) -> str:
+    return json.dumps(doc, indent=2, default=str) + "\n"
+
+
+def _render_cyclonedx(report: ScanReport, ctx: RenderContext) -> str:
+    from monitor.stack.report.cyclonedx import render_cyclonedx  # the CycloneDX library loads slowly
+
+    return _json_text(render_cyclonedx(report))
+
+
+RENDERERS: dict[str, Renderer] = {
+    "table": lambda report, ctx: render_table(report, ctx.violations),
+    "json": lambda report, ctx: _json_text(
+        {**report_doc(report), "policy": {"violations": ctx.violations, "passed": not ctx.violations}}
+    ),
+    "plan": lambda report, ctx: render_plan({t.name: t.plan for t in report.targets if t.plan is not None}),
+    "sarif": lambda report, ctx: _json_text(render_sarif(report, ctx.sarif_root)),
+    "cyclonedx": _render_cyclonedx,
+}
+"""Output formats of `mlmon scan`, by name: a new format is one entry here."""
+
+
+def _writable(output: str) -> None:
+    """Fail before scanning when the report could not be written (exit 2, not a traceback)."""
+    target = Path(output).expanduser()
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        bootstrap.fail(f"cannot write the report to {output}: it is a directory")
+    if not parent.is_dir():
+        bootstrap.fail(f"cannot write the report to {output}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        bootstrap.fail(f"cannot write the report to {output}: permission denied")
+
+
+def _advisory_error(spec: str, exc: Exception) -> str:
+    message = f"cannot load advisories from {spec}: {describe_error(exc)}"
+    if is_url(spec):
+        message += (
+            "\n  offline? pass --advisories DIR|ZIP (or set MLMON_ADVISORIES) with an OSV database, "
+            "e.g. the PyPI ecosystem's all.zip from OSV's bucket, downloaded beforehand"
+        )
+    return message
+
+
 @click.command("scan")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=False))
+@click.argument("paths", nargs=-1, type=click.Path(exists=False))
 @click.option(
     "--advisories",
     "advisories",
@@ -115,7 +205,7 @@ def _plan_index(index_opt: str, notes: list[str]) -> str | None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "plan", "sarif", "cyclonedx"]),
+    type=click.Choice(list(RENDERERS)),
     default="table",
     show_default=True,
     help="plan: only the remediation plan (what to upgrade, to what); it is also in table and json",
@@ -128,7 +218,9 @@ def _plan_index(index_opt: str, notes: list[str]) -> str | None:
     help="lowest severity that fails the scan ('any' includes findings without a severity)",
 )
 @click.option(
-    "--fail-on-undetermined", is_flag=True, help="also fail on findings whose advisory bounds are not PEP 440"
+    "--fail-on-undetermined",
+    is_flag=True,
+    help="also fail on findings whose advisory bounds are not PEP 440 (at or above --fail-on)",
 )
 @click.option("--fixable-only", is_flag=True, help="only findings with a fixed version fail the scan")
 @click.option("--max-minors-behind", type=click.IntRange(min=0), help="fail when a tracked package is further behind")
@@ -142,6 +234,32 @@ def _plan_index(index_opt: str, notes: list[str]) -> str | None:
     help="package index for release staleness and the plan: the one pip is configured to use, none, or a URL",
 )
 @click.option("--track", multiple=True, default=["torch"], show_default=True, help="packages whose staleness is shown")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="PATH=FORMAT",
+    help=f"the format of an input its name does not tell (or FORMAT:PATH); FORMAT: {', '.join(FORMATS)}",
+)
+@click.option(
+    "--environment",
+    "environment",
+    metavar="KEY=VALUE,...",
+    help="the target environment of lock files: python_version=3.11,sys_platform=linux"
+    "[,platform_machine=x86_64,python_full_version=3.11.9] (entries not installed there are left out)",
+)
+@click.option(
+    "--platform",
+    default=DEFAULT_PLATFORM,
+    show_default=True,
+    metavar="OS/ARCH",
+    help="the platform read from multi-platform images",
+)
+@click.option(
+    "--sarif-root",
+    type=click.Path(file_okay=False),
+    help="the checkout root SARIF paths are relative to [default: the working directory]",
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report here instead of stdout")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds per HTTP request")
 def scan(
@@ -155,21 +273,54 @@ def scan(
     ignore_file: str | None,
     index_opt: str,
     track: tuple[str, ...],
+    types: tuple[str, ...],
+    environment: str | None,
+    platform: str,
+    sarif_root: str | None,
     output: str | None,
     timeout: float,
 ) -> None:
-    """Check environments, lock files, SBOMs or repositories against OSV advisories (for CI).
+    """Check environments, lock files, SBOMs, repositories or images against OSV advisories (for CI).
 
-    Exit status: 0 the policy passes, 1 it is violated, 2 a usage or input error.
+    An input is a path, image:REGISTRY/REPO[:TAG][@DIGEST], oci:DIR[:REF] or docker-archive:FILE.
+
+    Exit status: 0 the policy passes, 1 it is violated, 2 a usage or input error (including an
+    output file that cannot be written), 3 nothing to check (no package with a valid version).
     """
     now = SystemClock().now()
     http = HttpFactory(timeout=timeout)
+    try:
+        inputs = plan_inputs(paths, types)
+    except ValueError as exc:
+        bootstrap.fail(f"--type {exc}")
+    if not inputs:
+        bootstrap.fail("nothing to scan: give a PATH (or image:REF, oci:DIR, docker-archive:FILE); see --help")
+    try:
+        target = Target.parse(environment) if environment else None
+    except ValueError as exc:
+        bootstrap.fail(f"--environment: {exc}")
+    if output:
+        _writable(output)
     inventories: list[tuple[str, Inventory]] = []
-    for path in paths:
-        try:
-            inventories.append((path, read_path(path)))
-        except InventoryError as exc:
-            bootstrap.fail(f"cannot read {path}: {exc}")
+    notes: list[str] = []
+    with http.client() as client:
+        for item in inputs:
+            try:
+                inventory, dropped = checkable(
+                    read_input(item, target=target, client=client, env=os.environ, platform=platform)
+                )
+            except InventoryError as exc:
+                bootstrap.fail(f"cannot read {item.spec}: {exc}")
+            inventories.append((item.spec, inventory))
+            notes.extend(dropped)
+    if not any(inv.packages for _, inv in inventories):
+        for note in [*notes, *(n for _, inv in inventories for n in inv.notes)]:
+            click.echo(f"note: {note}", err=True)
+        bootstrap.fail(
+            f"nothing to check: no package with a valid version in {', '.join(name for name, _ in inventories)} "
+            "(unpinned requirements are not checked)",
+            NOTHING_TO_CHECK,
+        )
     try:
         ignores = load_ignore_file(ignore_file) if ignore_file else []
     except IgnoreFileError as exc:
@@ -180,13 +331,15 @@ def scan(
         with _progress("Loading advisories", enabled=not quiet and sys.stderr.isatty()) as progress:
             load = load_advisories(spec, packages_of(inv for _, inv in inventories), http, progress)
     except (OfflineSourceError, SourceError) as exc:
-        bootstrap.fail(f"cannot load advisories from {spec}: {describe_error(exc)}")
+        bootstrap.fail(_advisory_error(spec, exc))
     for rejected in load.rejected:
         click.echo(f"warning: advisory record rejected: {rejected.where}: {rejected.reason}", err=True)
-    notes: list[str] = []
+    notes.extend(f"{name}: pins no package version; nothing checked" for name, inv in inventories if not inv.packages)
     histories, index_used = _histories(
         index_opt, [canonical_name(t) for t in track], [i for _, i in inventories], http, notes
     )
+    if index_opt == "none":
+        notes.append("release histories were not looked up (--index none): no staleness, no fix hints from releases")
     plan_index = _plan_index(index_opt, notes)
     with http.client() as plan_http:
         report = judge(
@@ -205,21 +358,12 @@ def scan(
     report.notes.extend(notes)
     policy = Policy(fail_on, fail_on_undetermined, fixable_only, max_minors_behind)
     violations = policy.violations(report)
-    if fmt == "table":
-        text = render_table(report, violations)
-    elif fmt == "plan":
-        text = render_plan({t.name: t.plan for t in report.targets if t.plan is not None})
-    else:
-        from monitor.stack.report.cyclonedx import render_cyclonedx  # the CycloneDX library loads slowly
-
-        doc = {
-            "json": lambda: {**report_doc(report), "policy": {"violations": violations, "passed": not violations}},
-            "sarif": lambda: render_sarif(report),
-            "cyclonedx": lambda: render_cyclonedx(report),
-        }[fmt]()
-        text = json.dumps(doc, indent=2, default=str) + "\n"
+    text = RENDERERS[fmt](report, RenderContext(violations, Path(sarif_root) if sarif_root else None))
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).expanduser().write_text(text, encoding="utf-8")
+        except OSError as exc:
+            bootstrap.fail(f"cannot write the report to {output}: {exc.strerror or exc}")
         for note in notes:
             click.echo(f"note: {note}", err=True)
         click.echo(
@@ -231,8 +375,8 @@ def scan(
         click.echo(text, nl=False)
     if violations:
         if fmt != "table" or output:
-            click.echo(f"policy violated: {len(violations)} finding(s) at or above --fail-on {fail_on}", err=True)
-        sys.exit(1)
+            click.echo(f"policy violated: {policy.summary(report)}", err=True)
+        sys.exit(EXIT_POLICY)
 
 
 # --- database-backed commands ---------------------------------------------------------------------------

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from monitor.config.models import MlmonConfig
 from monitor.core.errors import ConfigError, Issue
+from monitor.core.yaml_guard import YamlRefused, load_yaml
 
 Loc = tuple[str | int, ...]
 Problems = Iterable[tuple[Loc, str]]
@@ -112,9 +112,11 @@ def _decode(raw: bytes | str, name: str) -> str:
 
 
 def _parse_yaml(text: str, name: str) -> CommentedMap:
-    yaml = YAML(typ="rt")
     try:
-        tree = yaml.load(text)
+        tree = load_yaml(text)
+    except YamlRefused as exc:
+        where = f"{name}:{exc.line}:{exc.column}" if exc.line else name
+        raise ConfigError(name, [Issue(where, f"refused: {exc.message}")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
@@ -239,3 +241,31 @@ def _model_inside(annotation: Any) -> Any:
             if found is not None:
                 return found
     return None
+
+
+def unset_env_warnings(path: str | Path, env: Mapping[str, str]) -> list[Issue]:
+    """Each `*_env` key of the file (receivers' secrets, sources' credentials) naming a variable
+    that `env` lacks: the configuration loads, but that part will fail at its first use."""
+    name = str(path)
+    tree = _parse_yaml(_decode(Path(path).read_bytes(), name), name)
+    found: list[Issue] = []
+
+    def walk(node: Any, loc: Loc) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if str(key).endswith("_env") and isinstance(value, str) and value not in env:
+                    found.append(_located(name, tree, (*loc, str(key)), f"environment variable {value} is not set"))
+                else:
+                    walk(value, (*loc, str(key)))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, (*loc, index))
+
+    walk(tree, ())
+    return found
+
+
+def empty_config_issue(path: str | Path) -> Issue:
+    name = str(path)
+    tree = _parse_yaml(_decode(Path(path).read_bytes(), name), name)
+    return _located(name, tree, ("projects",), "no projects are configured, so nothing would be monitored")

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from monitor.core.regex_safety import regex_problem
+
 
 class MatchOp(StrEnum):
     EQ = "="
@@ -37,6 +39,9 @@ class Matcher:
                 regex = re.compile(f"(?:{value})\\Z")
             except re.error as exc:
                 raise ValueError(f"invalid regular expression {value!r} for label {name!r}: {exc}") from exc
+            problem = regex_problem(value)
+            if problem is not None:
+                raise ValueError(f"regular expression {value[:100]!r} for label {name!r} refused: {problem}")
         return cls(name, match_op, value, regex)
 
     def matches(self, labels: Mapping[str, str]) -> bool:

@@ -24,12 +24,13 @@ import json
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Engine, and_, delete, insert, select, update
 
@@ -38,6 +39,8 @@ from monitor.core.naming import labels_problem
 from monitor.core.types import Sample, SeriesKey, labels_of, labels_text, ms_from_datetime
 from monitor.quality.drift import (
     ColumnDrift,
+    FloatArray,
+    NumericProfile,
     Profile,
     ProfileError,
     categorical_profile,
@@ -47,7 +50,7 @@ from monitor.quality.drift import (
     profile_from_json,
 )
 from monitor.quality.names import DRIFT_METRIC, EXAMPLES_METRIC
-from monitor.quality.tables import quality_comparisons, quality_references
+from monitor.quality.tables import quality_comparisons, quality_reference_values, quality_references
 from monitor.store.db import write_tx
 from monitor.store.samples import labels_hash
 from monitor.store.store import Store
@@ -91,7 +94,10 @@ class ColumnIn(_Strict):
         return self
 
 
-class DistributionPush(_Strict):
+class PushMeta(_Strict):
+    """What a push says about itself, apart from its columns (query parameters of an Arrow or
+    Parquet body)."""
+
     project: str
     dataset: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     labels: dict[str, str] = Field(default_factory=dict)
@@ -99,7 +105,6 @@ class DistributionPush(_Strict):
     timestamp: float | datetime | None = None
     note: str = Field(default="", max_length=1000)
     bins: int | None = Field(default=None, ge=2, le=100, description="bins of a reference (default from config)")
-    columns: dict[str, ColumnIn] = Field(min_length=1)
 
     @field_validator("labels")
     @classmethod
@@ -111,6 +116,10 @@ class DistributionPush(_Strict):
         if clash:
             raise ValueError(f"labels {clash} are set by mlmon on the drift series; rename them")
         return value
+
+
+class DistributionPush(PushMeta):
+    columns: dict[str, ColumnIn] = Field(min_length=1)
 
     @field_validator("columns")
     @classmethod
@@ -126,7 +135,11 @@ def parse_push(body: bytes, projects: frozenset[str], max_columns: int) -> Distr
     if len(body) > MAX_BODY_BYTES:
         raise TooLarge([Issue("body", f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")], "body too large")
     try:
-        document = json.loads(body)
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = None  # orjson refuses NaN: the standard parser reads it, so the field can be named
+    try:
+        document = json.loads(body) if document is None else document
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput([Issue("body", f"malformed JSON: {exc}", field="body")], "malformed body") from None
     try:
@@ -137,21 +150,26 @@ def parse_push(body: bytes, projects: frozenset[str], max_columns: int) -> Distr
             where = ".".join(str(p) for p in err["loc"]) or "body"
             issues.append(Issue(where, str(err["msg"]), field=where))
         raise InvalidInput(issues, "invalid distribution push") from None
+    check_project_and_size(push, len(push.columns), projects, max_columns)
+    return push
+
+
+def check_project_and_size(push: PushMeta, columns: int, projects: frozenset[str], max_columns: int) -> None:
     if push.project not in projects:
         raise InvalidInput([Issue("project", f"unknown project {push.project!r}", field="project")], "unknown project")
-    if len(push.columns) > max_columns:
-        raise TooLarge(
-            [Issue("columns", f"{len(push.columns)} columns; the limit is {max_columns}")], "too many columns"
-        )
-    return push
+    if columns > max_columns:
+        raise TooLarge([Issue("columns", f"{columns} columns; the limit is {max_columns}")], "too many columns")
 
 
 @dataclass(frozen=True)
 class ColumnData:
-    """A column turned into a profile, with its raw numbers when it had them (exact bin shares)."""
+    """A column turned into a profile (a raw numeric one keeps its sorted values in the profile).
+
+    `first_text` is the first text value of a column read as categories, for the message when its
+    reference is numeric."""
 
     profile: Profile
-    values: np.ndarray[Any, np.dtype[np.float64]] | None = None
+    first_text: str | None = None
 
 
 def column_data(name: str, column: ColumnIn, bins: int | None, max_values: int) -> ColumnData:
@@ -170,11 +188,19 @@ def column_data(name: str, column: ColumnIn, bins: int | None, max_values: int) 
             counts: dict[str, int] = {}
             for s in strings:
                 counts[s] = counts.get(s, 0) + 1
-            return ColumnData(categorical_profile(counts, missing + column.missing))
+            first = None if column.kind == "categorical" else (f"values[{_first_string(column.values)}]", strings[0])
+            return ColumnData(
+                categorical_profile(counts, missing + column.missing),
+                None if first is None else f"{first[0]} is {first[1][:40]!r}",
+            )
         array = np.asarray(numbers, dtype=np.float64)
-        return ColumnData(numeric_profile(array, missing + column.missing, bins), array)
+        return ColumnData(numeric_profile(array, missing + column.missing, bins))
     except ProfileError as exc:
         raise ProfileError(f"{where}: {exc}") from None
+
+
+def _first_string(values: Sequence[Any]) -> int:
+    return next(i for i, v in enumerate(values) if isinstance(v, str))
 
 
 def _split(values: Sequence[Any], as_text: bool) -> tuple[list[float], list[str], int]:
@@ -242,23 +268,38 @@ class Comparison:
 class ReferenceCache:
     """Decoded reference profiles by id: a reference is binned once and decoded once per process."""
 
-    def __init__(self, size: int = 2048) -> None:
+    def __init__(self, size: int = 512) -> None:
         self.size = size
         self._items: OrderedDict[int, Profile] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, ref_id: int, raw: Mapping[str, Any]) -> Profile:
+    def get(
+        self, ref_id: int, raw: Mapping[str, Any], load_values: Callable[[], FloatArray | None] | None = None
+    ) -> Profile:
+        """The decoded profile; on a miss `load_values` reads a numeric reference's sorted values."""
         with self._lock:
             found = self._items.get(ref_id)
             if found is not None:
                 self._items.move_to_end(ref_id)
                 return found
-        profile = profile_from_json(raw)
+        values = load_values() if load_values is not None and raw.get("kind") == "numeric" else None
+        profile = profile_from_json(raw, values)
         with self._lock:
             self._items[ref_id] = profile
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return profile
+
+    def put(self, ref_id: int, profile: Profile) -> None:
+        """A reference just stored, as it was profiled: its first batch needs no database read."""
+        with self._lock:
+            self._items[ref_id] = profile
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -279,6 +320,13 @@ class DistributionStore:
         )
         with self.engine.connect() as conn:
             return {row.column_name: (row.id, row.profile) for row in conn.execute(query)}
+
+    def values(self, ref_id: int) -> FloatArray | None:
+        """A numeric reference's sorted raw values (None for a histogram or an older reference)."""
+        t = quality_reference_values.c
+        with self.engine.connect() as conn:
+            data = conn.execute(select(t.data).where(t.reference_id == ref_id)).scalar_one_or_none()
+        return None if data is None else np.frombuffer(bytes(data), dtype="<f8").astype(np.float64, copy=False)
 
     def references(
         self, project: str | None = None, dataset: str | None = None, include_inactive: bool = False
@@ -375,8 +423,7 @@ def ingest(
     With `keep`, comparisons of the dataset older than that are deleted in the same transaction
     (the service passes `retention.hourly`: the history lives as long as the hourly aggregates).
     """
-    now_ms = ms_from_datetime(now)
-    ts_ms = _timestamp(push.timestamp, now_ms)
+    _timestamp(push.timestamp, ms_from_datetime(now))  # a bad timestamp is refused before any profiling
     issues: list[Issue] = []
     data: dict[str, ColumnData] = {}
     for name, column in push.columns.items():
@@ -386,8 +433,24 @@ def ingest(
             issues.append(Issue(f"columns.{name}", str(exc).removeprefix(f"columns.{name}: "), field=f"columns.{name}"))
     if issues:
         raise InvalidInput(issues, "unusable columns")
+    return ingest_columns(store, cache, push, data, now, keep)
+
+
+def ingest_columns(
+    store: Store,
+    cache: ReferenceCache,
+    push: PushMeta,
+    data: Mapping[str, ColumnData],
+    now: datetime,
+    keep: timedelta | None = None,
+) -> PushResult:
+    """Store profiled columns as a reference, or compare them as a current batch and store that."""
+    ts_ms = _timestamp(push.timestamp, ms_from_datetime(now))
     if push.role == "reference":
-        return _store_reference(store, push, data, now, ts_ms)
+        result, stored = _store_reference(store, push, data, now, ts_ms)
+        for ref_id, profile in stored:  # after the commit: never a profile that was rolled back
+            cache.put(ref_id, profile)
+        return result
     return _compare_and_store(store, cache, push, data, now, ts_ms, keep)
 
 
@@ -401,11 +464,12 @@ def _timestamp(value: float | datetime | None, now_ms: int) -> int:
 
 
 def _store_reference(
-    store: Store, push: DistributionPush, data: Mapping[str, ColumnData], now: datetime, ts_ms: int
-) -> PushResult:
+    store: Store, push: PushMeta, data: Mapping[str, ColumnData], now: datetime, ts_ms: int
+) -> tuple[PushResult, list[tuple[int, Profile]]]:
     digest = _labels_digest(push.project, push.dataset, push.labels)
     t = quality_references.c
     out: dict[str, dict[str, Any]] = {}
+    stored: list[tuple[int, Profile]] = []
     with write_tx(store.engine) as conn:
         conn.execute(
             update(quality_references)
@@ -432,14 +496,23 @@ def _store_reference(
                 )
                 .returning(t.id)
             ).scalar_one()
+            if isinstance(profile, NumericProfile) and profile.values is not None:
+                conn.execute(
+                    insert(quality_reference_values).values(
+                        reference_id=ref_id,
+                        count=int(profile.values.size),
+                        data=profile.values.astype("<f8", copy=False).tobytes(),
+                    )
+                )
             out[name] = {"reference_id": ref_id, **profile.summary()}
-    return PushResult("reference", push.project, push.dataset, ts_ms, out, frozenset())
+            stored.append((ref_id, profile))
+    return PushResult("reference", push.project, push.dataset, ts_ms, out, frozenset()), stored
 
 
 def _compare_and_store(
     store: Store,
     cache: ReferenceCache,
-    push: DistributionPush,
+    push: PushMeta,
     data: Mapping[str, ColumnData],
     now: datetime,
     ts_ms: int,
@@ -465,8 +538,18 @@ def _compare_and_store(
     issues: list[Issue] = []
     for name, column in data.items():
         ref_id, raw = active[name]
+        reference = cache.get(ref_id, raw, lambda ref_id=ref_id: dist.values(ref_id))  # type: ignore[misc]
+        if reference.kind == "numeric" and column.profile.kind == "categorical" and column.first_text:
+            issues.append(
+                Issue(
+                    f"columns.{name}",
+                    f"the reference is numeric but {column.first_text}; expected a number or null",
+                    field=f"columns.{name}",
+                )
+            )
+            continue
         try:
-            results[name] = (ref_id, compare(cache.get(ref_id, raw), column.profile, column.values))
+            results[name] = (ref_id, compare(reference, column.profile))
         except ProfileError as exc:
             issues.append(Issue(f"columns.{name}", str(exc), field=f"columns.{name}"))
     if issues:
@@ -483,7 +566,12 @@ def _compare_and_store(
             key = SeriesKey(push.project, DRIFT_METRIC, labels_of({**base, "statistic": statistic}))
             samples.append(Sample(key, ts_ms, float(value)))
         samples.append(Sample(SeriesKey(push.project, EXAMPLES_METRIC, labels_of(base)), ts_ms, float(drift.n)))
-        summary = {**drift.current.summary(), "test": drift.test, "reference_n": drift.reference_n}
+        summary = {
+            **drift.current.summary(),
+            "test": drift.test,
+            "reference_n": drift.reference_n,
+            "approximate": drift.approximate,
+        }
         rows.append(
             {
                 "project": push.project,
@@ -499,7 +587,14 @@ def _compare_and_store(
                 "created_at": now,
             }  # fmt: skip
         )
-        out[name] = {"reference_id": ref_id, "n": drift.n, "kind": drift.kind, "statistics": stats}
+        out[name] = {
+            "reference_id": ref_id,
+            "n": drift.n,
+            "kind": drift.kind,
+            "test": drift.test,
+            "approximate": drift.approximate,
+            "statistics": stats,
+        }
     with write_tx(store.engine) as conn:
         store.samples.append(samples, conn)
         conn.execute(insert(quality_comparisons), rows)

@@ -37,6 +37,8 @@ class Column:
     numbers: np.ndarray[Any, np.dtype[np.float64]] | None
     labels: list[str] | None
     missing: int
+    first_text: str | None = None
+    """Where a column read as text first stopped being a number: `file:line: 'cell'`."""
 
     def profile(self, bins: int | None) -> Profile:
         if self.numbers is not None:
@@ -65,19 +67,32 @@ def read_csv(path: Path) -> dict[str, Column]:
             raise TableError(f"{path}:{number}: {len(row)} cells, the header has {len(header)}")
         for index, cell in enumerate(row):
             cells[index].append(cell)
-    return {name: _column(values) for name, values in zip(header, cells, strict=True)}
+    return {name: _column(values, path) for name, values in zip(header, cells, strict=True)}
 
 
-def _column(values: Sequence[str]) -> Column:
+def _column(values: Sequence[str], path: Path) -> Column:
     present = [v for v in values if v.strip().lower() not in MISSING]
     missing = len(values) - len(present)
     try:
         numbers = np.array([float(v) for v in present], dtype=np.float64)
     except ValueError:
-        return Column(None, present, missing)
+        return Column(None, present, missing, _first_text(values, path))
     if not all(math.isfinite(x) for x in numbers):
-        return Column(None, present, missing)
+        return Column(None, present, missing, _first_text(values, path))
     return Column(numbers, None, missing)
+
+
+def _first_text(values: Sequence[str], path: Path) -> str | None:
+    for line, cell in enumerate(values, start=2):  # line 1 is the header
+        if cell.strip().lower() in MISSING:
+            continue
+        try:
+            if math.isfinite(float(cell)):
+                continue
+        except ValueError:
+            pass
+        return f"{path}:{line}: {cell[:40]!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -106,10 +121,13 @@ def compare_tables(
         raise TableError("the tables have no column in common")
     drifts = []
     for name in names:
+        ref_column, cur_column = reference[name], current[name]
+        if ref_column.numbers is not None and cur_column.numbers is None and cur_column.first_text:
+            where, cell = cur_column.first_text.rsplit(": ", 1)
+            raise TableError(f"{where}: column {name!r}: {cell} is not a number; the reference column is numeric")
         try:
-            ref_profile = reference[name].profile(bins)
-            cur_column = current[name]
-            drifts.append((name, compare(ref_profile, cur_column.profile(None), cur_column.numbers)))
+            ref_profile = ref_column.profile(bins)
+            drifts.append((name, compare(ref_profile, cur_column.profile(None))))
         except ProfileError as exc:
             raise TableError(f"column {name!r}: {exc}") from None
     adjusted = adjust_p_values([d.p_value for _, d in drifts], correction) if thresholds.p_value is not None else []

@@ -1,19 +1,22 @@
-"""Tables of the quality family (created by migration `0003`).
+"""Tables of the quality family (created by migrations `0003` and `0007`).
 
 `quality_references` keeps every reference distribution ever pushed (the profile computed once,
 when it arrived; `active` marks the one current batches are compared with), and
 `quality_comparisons` one row per column of every current batch: its summary, the statistics and
 the reference it was compared with, so an auditor can see what a drift alert was based on.
+`quality_reference_values` holds a numeric reference's sorted raw values (little-endian float64),
+apart from the profile so that listing references never reads them; the exact Wasserstein
+distance and KS statistic need them.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, String, Table, Text
 
 from monitor.store.columns import JsonDoc, UtcDateTime
 from monitor.store.schema import metadata
 
-__all__ = ["metadata", "quality_comparisons", "quality_references"]
+__all__ = ["metadata", "quality_comparisons", "quality_reference_values", "quality_references"]
 
 quality_references = Table(
     "quality_references",
@@ -50,4 +53,17 @@ quality_comparisons = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Index(None, "project", "dataset", "ts"),
     Index(None, "reference_id"),
+)
+
+quality_reference_values = Table(
+    "quality_reference_values",
+    metadata,
+    Column(
+        "reference_id",
+        Integer,
+        ForeignKey("quality_references.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("count", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False, doc="sorted values, little-endian float64"),
 )

@@ -136,6 +136,8 @@ def build_audit(inputs: AuditInputs) -> dict[str, Any]:
         installed = packages.get(project_id, [])
         in_force = sources.get(project_id, {})
         shown = _shown_sources(info, installed, in_force, inputs.current, as_of)
+        read = [e.collected_at for e in in_force.values() if e.collected_at is not None and e.collected_at <= as_of]
+        scanned = bool(read or installed or docs)
         projects.append(
             {
                 "project": project_id,
@@ -143,10 +145,14 @@ def build_audit(inputs: AuditInputs) -> dict[str, Any]:
                 "team": info.team,
                 "owners": [dict(o) for o in info.owners],
                 "configured": info.configured,
+                "scanned": scanned,
+                "first_read_at": iso(min(read)) if read else None,
                 "torch": _torch(installed, in_force, as_of),
                 "packages": _packages(installed),
                 "findings": docs,
                 "counts": status_counts,
+                # never scanned: no findings because nobody looked; its compliance judges nothing
+                # (rate None), and the renderers say "not scanned" instead of "0 open"
                 "compliance": compliance(outcomes),
                 "sources": [_source_doc(in_force[s]) if s in in_force else _unknown_source(s, info) for s in shown],
             }
@@ -166,11 +172,13 @@ def build_audit(inputs: AuditInputs) -> dict[str, Any]:
         "sla_policy_seconds": _sla_policy(inputs.sla),
         "summary": {
             "projects": len(projects),
+            "not_scanned": [p["project"] for p in projects if not p["scanned"]],
             "findings": sum(totals.values()),
             "counts": totals,
             "compliance": compliance(all_outcomes),
         },
         "evidence": {
+            "advisory_feed_state": feed_state(inputs),
             "advisories": None
             if advisories is None
             else {
@@ -201,6 +209,26 @@ def build_audit(inputs: AuditInputs) -> dict[str, Any]:
         "changes_truncated": inputs.changes_truncated,
         "notes": _notes(inputs),
     }
+
+
+def feed_state(inputs: AuditInputs) -> str:
+    """The advisory feed's state at the report's date, in words: up only after a successful fetch."""
+    adv = inputs.advisories
+    if not inputs.current:
+        if adv is None:
+            return f"never fetched by {inputs.as_of.isoformat()}"
+        return f"revision {adv.revision} in force, imported {adv.refreshed_at.isoformat()} from {adv.source}"
+    feed = next((f for f in inputs.feeds if f.name == "advisories"), None)
+    if feed is None or feed.last_attempt_at is None:
+        return "never fetched"
+    if feed.last_success_at is None:
+        failing = f"never fetched successfully; failing ({feed.consecutive_failures} attempts)"
+        return f"{failing}: {feed.last_error}" if feed.last_error else failing
+    if feed.consecutive_failures:
+        since = feed.last_success_at.isoformat()
+        failing = f"failing since the success of {since} ({feed.consecutive_failures} attempts)"
+        return f"{failing}: {feed.last_error}" if feed.last_error else failing
+    return f"up: last fetched {feed.last_success_at.isoformat()} from {feed.location}"
 
 
 def _shown_sources(

@@ -58,6 +58,7 @@ COMPLIANCE_COLUMNS = (
     "team",
     "owners",
     "torch",
+    "scanned",
     "open",
     "overdue",
     "fixed",
@@ -140,7 +141,8 @@ def _compliance_row(doc: Mapping[str, Any], head: Mapping[str, Any], counts: Map
     return {
         "as_of": doc["as_of"],
         **head,
-        **{k: counts[k] for k in ("open", "overdue", "fixed", "ignored")},
+        # a project never scanned has no counts (blank), not zeros
+        **{k: counts[k] if head.get("scanned", True) else None for k in ("open", "overdue", "fixed", "ignored")},
         **{f"sla_{k}": sla[k] for k in ("met", "missed", "within", "overdue", "excepted", "none", "judged")},
         "compliance": sla["rate"],
         "advisories_refreshed_at": advisories["refreshed_at"] if advisories else None,
@@ -156,6 +158,7 @@ def _compliance(doc: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             "team": project["team"],
             "owners": owners_text(project["owners"]),
             "torch": [t["version"] for t in project["torch"]],
+            "scanned": project["scanned"],
             "inventory_read_at": min(read) if read else None,
         }
         yield _compliance_row(doc, head, project["counts"], project["compliance"])

@@ -9,7 +9,7 @@ spend and the horizon that have no sample are days without spend (0), not missin
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -52,7 +52,12 @@ class Combined:
 
 
 def combine(
-    sources: Sequence[SourceDays], currency: str, basis: str | None, scope: str, days: Sequence[date] | None = None
+    sources: Sequence[SourceDays],
+    currency: str,
+    basis: str | None,
+    scope: str,
+    days: Sequence[date] | None = None,
+    exclude: Collection[str] = (),
 ) -> Combined:
     """Sum the daily spend of sources in `currency`; a source in another currency is a problem,
     never part of the sum."""
@@ -73,7 +78,7 @@ def combine(
                 "not counted (amounts in two currencies are never summed)"
             )
             continue
-        amounts = source.amounts(basis, scope)
+        amounts = source.amounts(basis, scope, exclude)
         by_source[ref] = math.fsum(v for d, v in amounts.items() if wanted is None or d in wanted)
         for day, value in amounts.items():
             daily[day] = daily.get(day, 0.0) + value
@@ -134,7 +139,7 @@ def budget_status(
 ) -> BudgetStatus:
     tz = zone(budget.timezone)
     period = period_at(now, tz, budget.period, budget.reset_day, budget.start_month)
-    combined = combine(sources, currency, budget.cost, budget.scope, period.days)
+    combined = combine(sources, currency, budget.cost, budget.scope, period.days, budget.exclude)
     problems = list(combined.problems)
     if not sources:
         problems.append("no spend source is counted for this budget")

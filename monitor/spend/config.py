@@ -13,6 +13,7 @@ projects:
         sources: [aws-focus]               # spend sources counted (default: see docs/spend.md)
         cost: billed                       # FOCUS cost column: billed | effective
         scope: all                         # all | gpu
+        exclude: [purchase]                # FOCUS charges not counted: purchase | credit | adjustment
         thresholds:
           actual: ["50%", "90%", "100%"]   # percent of the budget, or an amount: 5000
           forecast: ["100%"]
@@ -164,6 +165,11 @@ class BudgetConfig(StrictModel):
     sources: list[str] | None = Field(default=None, description="spend sources counted: name or project/name")
     cost: Literal["billed", "effective"] = "billed"
     scope: Literal["all", "gpu"] = "all"
+    exclude: list[Literal["purchase", "credit", "adjustment"]] = Field(
+        default_factory=list,
+        description="FOCUS charge categories not counted (as cloud budgets can leave out upfront fees and credits); "
+        "all are counted by default",
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     forecast: ForecastConfig | None = Field(default=None, description="defaults to the top-level spend.forecast")
 

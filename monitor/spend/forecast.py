@@ -19,6 +19,14 @@ dummies. `auto` uses it only when a one-way ANOVA (SciPy's `f_oneway`) finds the
 at the 5 % level and every weekday has been seen at least twice: a weekday profile read from noise
 would make the forecast worse, not better.
 
+Level shifts: a step in daily spend (a new training job, a bigger instance) makes the mean of
+the lookback window lag for weeks. Before either model, the days are searched for one change
+point: the split into an earlier and a later run of days with the least squared error around
+their two means. It counts when the later run has at least `SHIFT_MIN_DAYS` days, Welch's t-test
+says the two means differ at `SHIFT_SIGNIFICANCE`, and the level moved by at least `SHIFT_MIN_
+RELATIVE` of the old one. Then only the days since the shift are used, and the forecast (and
+the budget alert's text) say so. A test on a 50% step on a 3,000 budget chose these values.
+
 The forecast is what is already spent plus that sum, never less than the spend so far. Below
 `min_days` complete days there is no forecast, and the reason says how many there are.
 """
@@ -40,6 +48,52 @@ METHOD = "run rate of the last complete days, Student-t prediction interval"
 WEEKLY_METHOD = "weekday means of the last complete days, Student-t prediction interval"
 SIGNIFICANCE = 0.05
 """`auto` takes the weekly model when the weekdays differ at this level."""
+SHIFT_MIN_DAYS = 3
+"""Days at a new level before it is trusted (fewer: one odd day could look like a step)."""
+SHIFT_SIGNIFICANCE = 0.01
+SHIFT_MIN_RELATIVE = 0.1
+"""A step smaller than this share of the old level does not matter for a budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """A level shift in daily spend: the days from `index` on are at the new level."""
+
+    index: int
+    before: float
+    after: float
+    p_value: float
+
+
+def level_shift(observed: Sequence[float]) -> Shift | None:
+    """The most likely single change point in mean, when it is significant and large enough."""
+    n = len(observed)
+    if n < SHIFT_MIN_DAYS + 3:
+        return None
+    best: tuple[float, int] | None = None
+    for k in range(3, n - SHIFT_MIN_DAYS + 1):
+        left, right = observed[:k], observed[k:]
+        ml, mr = math.fsum(left) / k, math.fsum(right) / (n - k)
+        sse = math.fsum((x - ml) ** 2 for x in left) + math.fsum((x - mr) ** 2 for x in right)
+        if best is None or sse < best[0]:
+            best = (sse, k)
+    assert best is not None
+    k = best[1]
+    left, right = list(observed[:k]), list(observed[k:])
+    before, after = math.fsum(left) / len(left), math.fsum(right) / len(right)
+    if abs(after - before) < SHIFT_MIN_RELATIVE * max(abs(before), 1e-9):
+        return None
+    p_value = _welch_p(left, right)
+    return Shift(k, before, after, p_value) if p_value < SHIFT_SIGNIFICANCE else None
+
+
+def _welch_p(left: list[float], right: list[float]) -> float:
+    if len(set(left)) == 1 and len(set(right)) == 1:
+        # no spread on either side: two distinct constant levels are a certain step
+        return 0.0 if left[0] != right[0] else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(left, right, equal_var=False).pvalue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +112,10 @@ class Forecast:
     seasonality: Literal["weekly", "none"] = "none"
     seasonality_p: float | None = None
     """The ANOVA p-value of a weekday effect, when it was tested."""
+    shift: Shift | None = None
+    """A level shift found in the lookback window; the forecast then uses the days after it."""
+    shift_days: int = 0
+    """How many days ago the new level began (counted back from the last complete day)."""
 
 
 @lru_cache(maxsize=1024)
@@ -101,6 +159,13 @@ def forecast_total(
             None,
             remaining_days,
         )
+    shift = level_shift(observed)
+    shift_days = 0
+    if shift is not None:
+        shift_days = n - shift.index
+        observed = list(observed[shift.index :])
+        weekdays = list(weekdays[shift.index :]) if weekdays is not None else None
+        n = len(observed)
     mean = math.fsum(observed) / n
     remaining = max(0, remaining_days)
     weekly = _weekly(observed, weekdays, remaining_weekdays[:remaining], seasonality)
@@ -113,6 +178,11 @@ def forecast_total(
         point = spent_complete + mean * remaining
         half = _t_quantile(confidence, n - 1) * sd * math.sqrt(remaining + remaining**2 / n)
         method = METHOD if weekly is None else f"{METHOD} (no weekday effect: ANOVA p={weekly.p_value:.3g})"
+    if shift is not None:
+        method = (
+            f"{method}, from the level of the last {shift_days} days: daily spend shifted from "
+            f"{shift.before:,.2f} to {shift.after:,.2f} (Welch p={shift.p_value:.3g})"
+        )
     floor = spent_so_far
     return Forecast(
         True,
@@ -128,6 +198,8 @@ def forecast_total(
         method,
         "weekly" if weekly is not None and weekly.chosen else "none",
         weekly.p_value if weekly is not None else None,
+        shift,
+        shift_days,
     )
 
 

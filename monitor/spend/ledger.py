@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -52,13 +52,14 @@ class SourceDays:
     gpu_busy: Daily = field(default_factory=dict)
     rows: Daily = field(default_factory=dict)
 
-    def amounts(self, basis: str | None, scope: str) -> Daily:
-        """Daily spend of one basis (None: the source's own) and scope (`all` or `gpu`)."""
+    def amounts(self, basis: str | None, scope: str, exclude: Collection[str] = ()) -> Daily:
+        """Daily spend of one basis (None: the source's own) and scope (`all` or `gpu`), leaving
+        out the charge scopes in `exclude` (purchase, credit, adjustment)."""
         out: Daily = defaultdict(float)
         bases = {b for b, _ in self.spend}
         chosen = basis if basis in bases else (sorted(bases)[0] if len(bases) == 1 else basis)
         for (b, s), per_day in self.spend.items():
-            if b == chosen and (scope == "all" or s == scope):
+            if b == chosen and (scope == "all" or s == scope) and s not in exclude:
                 for day, value in per_day.items():
                     out[day] += value
         return dict(out)

@@ -21,6 +21,7 @@ from typing import Any
 from monitor.config.models import MlmonConfig
 from monitor.spend.ledger import SourceDays, SourceState, read_days, source_states
 from monitor.spend.report import ProjectSpend, days_needed, load, span
+from monitor.spend.series import UNATTRIBUTED
 from monitor.spend.sources import spend_sources
 from monitor.store.provided import DataKey, Provider
 from monitor.store.store import Store
@@ -48,7 +49,9 @@ class SpendProvider:
         wanted = frozenset(projects & config.project_ids)
         with self._lock:
             fresh: dict[tuple[Any, ...], dict[str, SourceDays]] = {}
-            merged: dict[str, dict[str, SourceDays]] = {p: {} for p in wanted}
+            # GPU time no project claims is read too: the owner of its source is told when it idles
+            reading = wanted | {UNATTRIBUTED}
+            merged: dict[str, dict[str, SourceDays]] = {p: {} for p in reading}
             for source in sources:
                 state = states.get(source.ref, SourceState(source.currency, None, None))
                 key = (id(store), source, state, first, last, wanted, config.retention.raw)
@@ -57,14 +60,14 @@ class SpendProvider:
                     read = read_days(
                         store,
                         [source],
-                        wanted,
+                        reading,
                         first,
                         last,
                         raw_retention=config.retention.raw,
                         now=now,
                         states={source.ref: state},
                     )
-                    per_project = {p: read[p][source.ref] for p in wanted}
+                    per_project = {p: read[p][source.ref] for p in reading}
                 fresh[key] = per_project
                 for project, days in per_project.items():
                     merged[project][source.ref] = days

@@ -19,7 +19,7 @@ from monitor.spend.budget import BudgetStatus, budget_status, combine
 from monitor.spend.config import ForecastConfig, ProjectSpendConfig, SeriesRef
 from monitor.spend.ledger import HOUR_MS, SourceDays, SourceState, read_days, source_states
 from monitor.spend.periods import Period, PeriodKind, period_at
-from monitor.spend.series import local_day, zone
+from monitor.spend.series import UNATTRIBUTED, local_day, zone
 from monitor.spend.sources import EFFICIENCY_PREFERENCE, UnknownSource, counted, spend_sources
 from monitor.spend.tco import TcoRow, increase, tco_rows
 from monitor.store.interface import Aggregation
@@ -40,6 +40,9 @@ class ProjectSpend:
     """Refs of the sources the budget counts (and the default for the other rules)."""
     efficiency: list[str]
     problems: list[str] = field(default_factory=list)
+    unattributed: dict[str, SourceDays] = field(default_factory=dict)
+    """GPU time and spend no project claims, of the sources this project owns (its idle GPUs are
+    the owner's to hear about)."""
 
     @property
     def currency(self) -> str:
@@ -108,8 +111,16 @@ def load(
         first, last = span(now, days_back)
         states = states if states is not None else source_states(store, sources)
         preloaded = read_days(
-            store, sources, wanted, first, last, raw_retention=config.retention.raw, now=now, states=states
+            store,
+            sources,
+            [*wanted, UNATTRIBUTED],
+            first,
+            last,
+            raw_retention=config.retention.raw,
+            now=now,
+            states=states,
         )
+    nobody = preloaded.get(UNATTRIBUTED, {})
     efficiency = [s.ref for s in counted(sources, None, EFFICIENCY_PREFERENCE)]
     out: dict[str, ProjectSpend] = {}
     for project_id in wanted:
@@ -129,6 +140,7 @@ def load(
             [s.ref for s in chosen],
             efficiency,
             problems,
+            {ref: days for ref, days in nobody.items() if days.source.project == project_id},
         )
     return out
 
@@ -222,6 +234,9 @@ def tco_report(store: Store, config: MlmonConfig, project_id: str, now: datetime
         accuracy_by_period(store, settings, project_id, periods),
         predictions_by_period(store, settings, project_id, periods),
     )
+    # a period that ends before the first day with data has no spend to show, not a spend of 0.00
+    first = min(total.daily) if total.daily else None
+    rows = [r for r in rows if first is not None and r.period.last >= first]
     return TcoReport(
         project_id, data.currency, settings.fixed_monthly, data.counted, rows, data.problems + total.problems
     )

@@ -12,7 +12,8 @@ which replaces the stored value, so re-ingesting a file never double counts.
 
 Stored metrics (exported as `mlmon_<name>`):
 
-    spend_<currency>      cost, labels basis (billed|effective|allocated|estimated), scope (gpu|other)
+    spend_<currency>      cost, labels basis (billed|effective|allocated|estimated),
+                          scope (gpu|other|purchase|credit|adjustment)
     gpu_usage_seconds     GPU-seconds held: billed GPU-hours (FOCUS), allocated (OpenCost, DCGM)
     gpu_busy_seconds      GPU-seconds busy (OpenCost gpuHours x efficiency, DCGM busy time)
     spend_rows            billing rows behind the day's figures (FOCUS)
@@ -58,8 +59,18 @@ class Basis(StrEnum):
 
 
 class Scope(StrEnum):
+    """What a cost is for. Usage (and tax) is GPU or other spend; FOCUS purchases (commitments,
+    upfront fees), credits and adjustments are kept apart so pages show them and budgets may
+    exclude them."""
+
     GPU = "gpu"
     OTHER = "other"
+    PURCHASE = "purchase"
+    CREDIT = "credit"
+    ADJUSTMENT = "adjustment"
+
+
+CHARGE_SCOPES = frozenset({Scope.PURCHASE, Scope.CREDIT, Scope.ADJUSTMENT})
 
 
 def currency_problem(code: str) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from monitor.stack.advisories.index import AdvisoryIndex, MemberVerdict, VersionMatch, fix_hint
+from monitor.stack.advisories.index import AdvisoryIndex, MemberVerdict, VersionMatch, fix_hint, unlooked_hint
 from monitor.stack.advisories.severity import RANK, Score
 from monitor.stack.inventory.model import Inventory
 from monitor.stack.releases import ReleaseHistory
@@ -265,7 +265,7 @@ def _finding(name: str, matches: tuple[VersionMatch, ...], history: ReleaseHisto
         summary=match.summary,
         fix_versions=match.fix_versions,
         fixed_in=match.fixed_in,
-        fix_hint=fix_hint(match, releases),
+        fix_hint=fix_hint(match, releases) if history is not None else unlooked_hint(match),
         fix_available_at=fix_available_at(match, history),
         published=match.published,
         modified=match.modified,

@@ -11,13 +11,13 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, literal, select
+from sqlalchemy import Engine, and_, case, func, literal, or_, select
 
 from monitor.stack.sla import Sla
-from monitor.stack.tables import stack_finding_events, stack_findings, stack_inventories, stack_projects
+from monitor.stack.tables import stack_finding_events, stack_findings, stack_inventories, stack_packages, stack_projects
 from monitor.store.columns import UtcDateTime
 
 SEVERITIES = ("critical", "high", "medium", "low", "unknown")
@@ -109,4 +109,48 @@ def torch_builds(engine: Engine, ids: Sequence[str] | None) -> dict[str, tuple[s
     with engine.connect() as conn:
         for project, version, variant in conn.execute(query):
             out.setdefault(project, (version, variant))
+    return out
+
+
+FINDINGS_DAYS = 90
+"""Days of the fleet's open critical and high findings chart."""
+
+
+def open_by_day(engine: Engine, now: datetime, days: int = FINDINGS_DAYS) -> list[tuple[date, int, int]]:
+    """(day, critical, high) findings open at the end of each of the last `days` days (today: now),
+    from the first day an inventory was read: before it nothing was known, which is not zero."""
+    start = now - timedelta(days=days)
+    f = stack_findings.c
+    query = select(f.severity, f.first_seen_at, f.resolved_at).where(
+        f.severity.in_(("critical", "high")),
+        f.ignored.is_(False),
+        f.first_seen_at <= now,
+        or_(f.resolved_at.is_(None), f.resolved_at > start),
+    )
+    first_day = now.date() - timedelta(days=days - 1)
+    span = [first_day + timedelta(days=n) for n in range(days)]
+    index = {d: n for n, d in enumerate(span)}
+    delta = {"critical": [0] * (days + 1), "high": [0] * (days + 1)}
+    with engine.connect() as conn:
+        for severity, seen, resolved in conn.execute(query):
+            opened = max(seen.date(), first_day)
+            changes = delta[severity]
+            changes[index[opened]] += 1
+            if resolved is not None and resolved <= now:
+                # open at a day's end when resolved after it: a fix on day d removes it from d on
+                gone = resolved.date()
+                if gone >= first_day:
+                    changes[index[gone]] -= 1
+                else:
+                    changes[index[opened]] -= 1
+        known = conn.execute(select(func.min(stack_packages.c.first_seen_at))).scalar()
+    if known is None:
+        return []
+    out = []
+    critical = high = 0
+    for n, day in enumerate(span):
+        critical += delta["critical"][n]
+        high += delta["high"][n]
+        if day >= known.date():
+            out.append((day, critical, high))
     return out

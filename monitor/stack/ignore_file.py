@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from monitor.core.errors import StackError
+from monitor.core.yaml_guard import YamlRefused, load_yaml
 from monitor.stack.config import IgnoreConfig
 from monitor.stack.findings import IgnoreRule
 
@@ -39,9 +39,12 @@ def _plain(node: Any) -> Any:
 def load_ignore_file(path: str | Path) -> list[IgnoreRule]:
     file = Path(path)
     try:
-        tree = YAML(typ="rt").load(file.read_text(encoding="utf-8"))
+        tree = load_yaml(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise IgnoreFileError(f"{file}: cannot read: {exc}") from None
+    except YamlRefused as exc:
+        where = f"{file}:{exc.line}:{exc.column}" if exc.line else str(file)
+        raise IgnoreFileError(f"{where}: refused: {exc.message}") from None
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)

@@ -95,31 +95,58 @@ class Policy:
 
     def violations(self, report: ScanReport) -> list[str]:
         """Why the scan fails the policy (empty when it passes). Ignored findings never count."""
-        out: list[str] = []
+        return [text for _, text in self.reasons(report)]
+
+    def _at_or_above(self, rating: str) -> bool:
+        return self.fail_on == "any" or (self.fail_on != "never" and RANK[rating] >= RANK[self.fail_on])
+
+    def reasons(self, report: ScanReport) -> list[tuple[str, str]]:
+        """(kind, text) of every violation; kind is `finding`, `undetermined` or `stale`."""
+        out: list[tuple[str, str]] = []
         for target, finding in report.all_findings():
             if finding.ignored:
                 continue
+            versions = ", ".join(finding.versions)
             if finding.state == "undetermined":
-                if self.fail_on_undetermined:
+                # --fail-on still sets the bar: an undetermined medium does not fail --fail-on critical
+                if self.fail_on_undetermined and (self.fail_on == "never" or self._at_or_above(finding.rating)):
                     out.append(
-                        f"{target.name}: {finding.package} {', '.join(finding.versions)}: {finding.key} is undetermined"
-                    )
+                        ("undetermined", f"{target.name}: {finding.package} {versions}: {finding.key} "
+                         f"({finding.rating}) is undetermined")
+                    )  # fmt: skip
                 continue
-            if self.fail_on == "never" or (self.fixable_only and finding.fixed_in is None):
+            if self.fixable_only and finding.fixed_in is None:
                 continue
-            if self.fail_on == "any" or RANK[finding.rating] >= RANK[self.fail_on]:
+            if self._at_or_above(finding.rating):
                 out.append(
-                    f"{target.name}: {finding.package} {', '.join(finding.versions)}: {finding.key} ({finding.rating})"
+                    ("finding", f"{target.name}: {finding.package} {versions}: {finding.key} ({finding.rating})")
                 )
         if self.max_minors_behind is not None:
             out.extend(
-                f"{target.name}: {stale.package} {stale.installed} is {stale.minors_behind} minor "
-                f"releases behind {stale.latest} (allowed: {self.max_minors_behind})"
+                (
+                    "stale",
+                    f"{target.name}: {stale.package} {stale.installed} is {stale.minors_behind} minor "
+                    f"releases behind {stale.latest} (allowed: {self.max_minors_behind})",
+                )
                 for target in report.targets
                 for stale in target.staleness
                 if stale.minors_behind > self.max_minors_behind
             )
         return out
+
+    def summary(self, report: ScanReport) -> str:
+        """One line saying what failed, counted by kind (empty when the policy passes)."""
+        counts: dict[str, int] = {}
+        for kind, _ in self.reasons(report):
+            counts[kind] = counts.get(kind, 0) + 1
+        parts = []
+        if counts.get("finding"):
+            parts.append(f"{counts['finding']} finding(s) at or above --fail-on {self.fail_on}")
+        if counts.get("undetermined"):
+            parts.append(f"{counts['undetermined']} undetermined finding(s) (--fail-on-undetermined)")
+        if counts.get("stale"):
+            parts.append(f"{counts['stale']} package(s) more than {self.max_minors_behind} minor releases behind")
+        return "; ".join(parts)
 
 
 def judge(

@@ -48,7 +48,7 @@ from monitor.store.store import Store
 
 log = logging.getLogger("mlmon.stack.sync")
 
-STACK_KINDS = ("python_env", "lockfile", "sbom", "repo")
+STACK_KINDS = ("python_env", "lockfile", "sbom", "repo", "image")
 ADVISORY_FEED = "advisories"
 RETRY_FAILED_AFTER = timedelta(minutes=10)
 Progress = Callable[[int, int], None]
@@ -237,6 +237,10 @@ def refresh_advisories(
     cfg = config.stack.advisories
     stack = StackStore(store.engine)
     if not _due(stack, ADVISORY_FEED, cfg.refresh, now, force):
+        return FeedOutcome(ADVISORY_FEED, False)
+    if not cfg.path and not stack.installed_packages():
+        # Nothing to ask the API about yet: asking nothing would "succeed" without reaching it, and
+        # the feed would read as up on a machine that cannot reach the API. It stays never fetched.
         return FeedOutcome(ADVISORY_FEED, False)
     feed = advisory_feed(config, http)
     try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, delete, insert, null, select, update
 
+from monitor.core.text_cap import cap_text
 from monitor.store.columns import UtcDateTime
 from monitor.store.db import write_tx
 from monitor.store.schema import source_runs, source_state
@@ -84,7 +85,7 @@ class SourceStore:
                 started_at=run.started_at,
                 duration_seconds=run.duration_seconds,
                 outcome=run.outcome,
-                error=run.error,
+                error=cap_text(run.error),
                 samples=run.samples,
                 events=run.events,
             )
@@ -96,7 +97,7 @@ class SourceStore:
             "kind": run.kind,
             "last_run_at": run.started_at,
             "last_outcome": run.outcome,
-            "last_error": run.error,
+            "last_error": cap_text(run.error),
             "last_duration_seconds": run.duration_seconds,
         }
         if run.ok:

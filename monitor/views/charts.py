@@ -376,3 +376,71 @@ def bar_chart(
         )
     out.append("</svg>")
     return Markup("".join(out))
+
+
+SPARK_WIDTH = 120
+SPARK_HEIGHT = 28
+
+
+def sparkline(
+    title: str,
+    values: Sequence[float | None],
+    *,
+    kind: str = "spark",
+    reference: float | None = None,
+    bars: bool = False,
+    width: int = SPARK_WIDTH,
+    height: int = SPARK_HEIGHT,
+) -> Markup:
+    """A word-sized chart of `values` (oldest first; None: no data that step, drawn as a gap, never
+    as zero), with an optional reference line (a target); `bars` draws one bar per value."""
+    known = [v for v in values if v is not None and math.isfinite(v)]
+    label = _attr(title)
+    if not known:
+        return Markup(
+            f'<svg class="spark spark-{_attr(kind)} spark-empty" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{label}: no data" width="{width}" height="{height}"><title>{label}: no data</title>'
+            f'<text x="{width / 2}" y="{height / 2 + 4}" text-anchor="middle">no data</text></svg>'
+        )
+    low = min([*known, reference] if reference is not None else known)
+    high = max([*known, reference] if reference is not None else known)
+    if bars:
+        low = min(low, 0.0)
+    span = (high - low) or abs(high) or 1.0
+    n = len(values)
+    step = (width - 2) / max(n - 1, 1) if not bars else (width - 2) / n
+
+    def y(v: float) -> float:
+        return round(height - 2 - (v - low) / span * (height - 4), 1)
+
+    out = [
+        f'<svg class="spark spark-{_attr(kind)}" viewBox="0 0 {width} {height}" role="img" aria-label="{label}" '
+        f'width="{width}" height="{height}" data-points="{len(known)}"><title>{label}</title>'
+    ]
+    if reference is not None:
+        ry = y(reference)
+        out.append(f'<line class="spark-ref" x1="0" x2="{width}" y1="{ry}" y2="{ry}"/>')
+    if bars:
+        base = y(0.0)
+        for i, v in enumerate(values):
+            if v is None or not math.isfinite(v):
+                continue
+            top = y(v)
+            out.append(
+                f'<rect class="spark-bar" x="{round(1 + i * step, 1)}" y="{min(top, base)}" '
+                f'width="{max(round(step * 0.75, 1), 0.5)}" height="{max(round(abs(base - top), 1), 0.5)}"/>'
+            )
+    else:
+        parts: list[str] = []
+        pen = "M"
+        for i, v in enumerate(values):
+            if v is None or not math.isfinite(v):
+                pen = "M"  # a gap: no data that step
+                continue
+            parts.append(f"{pen}{round(1 + i * step, 1)},{y(v)}")
+            pen = "L"
+        out.append(f'<path class="spark-line" d="{" ".join(parts)}"/>')
+        last = next((i, v) for i, v in reversed(list(enumerate(values))) if v is not None and math.isfinite(v))
+        out.append(f'<circle class="spark-last" cx="{round(1 + last[0] * step, 1)}" cy="{y(last[1])}" r="1.8"/>')
+    out.append("</svg>")
+    return Markup("".join(out))

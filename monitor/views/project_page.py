@@ -66,6 +66,11 @@ class ProjectPage:
     efficiency: Markup | None = None
     gpu_hours: float | None = None
     tco: TcoReport | None = None
+    tco_rows: list[Any] = field(default_factory=list)
+    """The TCO report's rows from the period holding the first day with spend data (none before)."""
+    first_spend_day: date | None = None
+    spend_refs: list[str] = field(default_factory=list)
+    """The spend sources the budget and efficiency come from (other projects' shared ones included)."""
     spend_problems: list[str] = field(default_factory=list)
     inventories: list[InventoryRow] = field(default_factory=list)
     staleness: list[Staleness] = field(default_factory=list)
@@ -169,9 +174,16 @@ def quality_charts(store: Store, config: MlmonConfig, project: ProjectConfig, no
         base_key = SeriesKey(key.project, key.metric + BASELINE_SUFFIX, key.labels)
         baseline = _points(store, base_key, start, end, step, "last")
         lines = [Line(key.metric, points, "series")]
+        if not baseline:
+            # a baseline set before the window (a constant from the `baseline` source) still holds in it
+            before = store.samples.latest_many(_exact(base_key), until_ms=start)
+            held = [(start, p.value) for found in before if found.key == base_key for p in found.points[-1:]]
+            baseline = held
         if baseline:
-            # the baseline holds from its last point to now
-            lines.append(Line(base_key.metric, [*baseline, (end, baseline[-1][1])], "baseline", step=True))
+            # drawn across the whole chart: from the window's start (the first value known in it)
+            # to now, where the last value still holds
+            across = [(start, baseline[0][1]), *baseline] if baseline[0][0] > start else baseline
+            lines.append(Line(base_key.metric, [*across, (end, baseline[-1][1])], "baseline", step=True))
         hlines = []
         if target is not None and key.metric == target.metric and target.selects(dict(key.labels)):
             hlines.append(HLine(target.target, f"target {target.op} {target.target:g}", "target"))
@@ -189,6 +201,7 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
     settings = project.spend
     status = data.budget(now)
     page.budget = status
+    page.spend_refs = [*data.counted, *data.efficiency]
     page.spend_problems = list(data.problems)
     if status is not None:
         f = status.forecast
@@ -221,6 +234,9 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
     page.efficiency, page.gpu_hours = efficiency_chart(data.pick(data.efficiency), now.date())
     if config.project(project.id) is not None:
         page.tco = tco_report(store, config, project.id, now, config.spend.tco_periods)
+        known = combine(data.pick(data.counted), data.currency, "billed", "all").daily
+        page.first_spend_day = min(known) if known else None
+        page.tco_rows = list(page.tco.rows)
 
 
 def efficiency_chart(sources: Sequence[Any], today: date) -> tuple[Markup | None, float | None]:

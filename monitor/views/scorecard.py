@@ -23,9 +23,8 @@ import math
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -42,19 +41,13 @@ from monitor.spend.report import ProjectSpend, report_periods
 from monitor.spend.sources import SpendSource, spend_sources
 from monitor.spend.tco import tco_rows
 from monitor.stack.fleet_counts import SEVERITIES, StackReads, read_stack, torch_builds
+from monitor.stack.store import StackStore
 from monitor.store.schema import series as series_table
 from monitor.store.store import Store
+from monitor.views.source_health import FleetSources, State, read_fleet_sources
+from monitor.views.verdicts import Status, Verdict, overall, question_verdict
 
 EFFICIENCY_DAYS = 7
-
-
-class Status(StrEnum):
-    """A verdict per question: ok, worth a look (warn), a problem (bad), or not known (none)."""
-
-    OK = "ok"
-    WARN = "warn"
-    BAD = "bad"
-    NONE = "none"
 
 
 FLAGS: dict[str, str] = {
@@ -82,6 +75,8 @@ class QualityCell:
     met: bool | None
     has_baseline: bool
     status: Status
+    reasons: tuple[str, ...] = ()
+    """Why the verdict is not what the data alone says (a failing source), or why there is no data."""
 
     @property
     def delta(self) -> float | None:
@@ -114,6 +109,9 @@ class SpendCell:
     """Busy / held GPU-hours over the last EFFICIENCY_DAYS days, where a source measures it."""
     problems: tuple[str, ...]
     status: Status
+    reasons: tuple[str, ...] = ()
+    daily: tuple[float | None, ...] = ()
+    """Spend per day of the period from its first day to today (None: no data that day)."""
 
     @property
     def used(self) -> float | None:
@@ -136,6 +134,7 @@ class StackCell:
     overdue: int
     reconciled: bool
     status: Status
+    reasons: tuple[str, ...] = ()
 
     @property
     def open_total(self) -> int:
@@ -167,6 +166,11 @@ class Scorecard:
     stack: StackCell
     alerts: AlertCell
     flags: tuple[str, ...] = ()
+    worst: Status = Status.NONE
+    """The project's health (verdicts.overall: "not known" comes before "fine")."""
+    sources_failing: int = 0
+    """Sources it depends on (shared ones included) that are failing or stale."""
+    sources_never: int = 0
 
     @property
     def statuses(self) -> dict[str, Status]:
@@ -176,14 +180,6 @@ class Scorecard:
             "stack": self.stack.status,
             "alerts": self.alerts.status,
         }
-
-    @property
-    def worst(self) -> Status:
-        found = set(self.statuses.values())
-        for status in (Status.BAD, Status.WARN, Status.OK):
-            if status in found:
-                return status
-        return Status.NONE
 
 
 # --- quality ------------------------------------------------------------------------------------
@@ -328,12 +324,17 @@ def read_spend(store: Store, config: MlmonConfig, now: datetime) -> Mapping[str,
 
 
 def spend_cells(
-    store: Store, config: MlmonConfig, projects: Sequence[ProjectConfig], now: datetime
+    store: Store,
+    config: MlmonConfig,
+    projects: Sequence[ProjectConfig],
+    now: datetime,
+    data: Mapping[str, ProjectSpend] | None = None,
 ) -> dict[str, SpendCell]:
     """Each project's spend cell, worked out again only when its spend settings (a reload), the
     days read from its sources (new data, a new day) or the minute change: a budget's forecast
     costs ~0.1 ms a project, and the overview of a thousand projects is asked for often."""
-    data = read_spend(store, config, now)
+    if data is None:
+        data = read_spend(store, config, now)
     reader = _reader(store.engine)
     minute = now.replace(second=0, microsecond=0)
     out: dict[str, SpendCell] = {}
@@ -390,7 +391,8 @@ def spend_cell(data: ProjectSpend | None, project: ProjectConfig, now: datetime)
         if status is None:
             spent = math.fsum(v for d, v in total.daily.items() if period.contains(d)) if total.by_source else None
             return SpendCell(data.currency, None, period.label, spent, None, None, None, None, tco, fixed, efficiency,
-                             tuple(data.problems + total.problems), Status.NONE)  # fmt: skip
+                             tuple(data.problems + total.problems), Status.NONE,
+                             daily=_per_day(total.daily, period.first, min(period.last, now.date())))  # fmt: skip
     outlook = status.forecast
     problems = tuple(status.problems)
     if problems or not status.by_source:
@@ -415,7 +417,14 @@ def spend_cell(data: ProjectSpend | None, project: ProjectConfig, now: datetime)
         efficiency,
         problems,
         verdict,
+        daily=_per_day(status.daily, status.period.first, min(status.period.last, now.date())),
     )
+
+
+def _per_day(daily: Mapping[date, float], first: date, last: date) -> tuple[float | None, ...]:
+    """Each day's spend from `first` to `last`; None where no source reported the day (not 0)."""
+    days = (last - first).days + 1
+    return tuple(daily.get(first + timedelta(days=n)) for n in range(max(days, 0)))
 
 
 # --- stack --------------------------------------------------------------------------------------
@@ -485,21 +494,106 @@ def red_flags(project: ProjectConfig, quality: QualityCell) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def _missing_quality(project: ProjectConfig, cell: QualityCell) -> str | None:
+    target = project.quality.success
+    if target is None or cell.value is not None:
+        return None
+    return f"no value of {target.metric} yet (declared target {target.op} {target.target:g})"
+
+
+def _missing_spend(project: ProjectConfig, cell: SpendCell) -> str | None:
+    if project.spend.budget is None or cell.spent is not None:
+        return None
+    why = "; ".join(cell.problems) or "no spend source has reported for this project"
+    return f"no spend data: {why}"
+
+
+def _missing_stack(cell: StackCell, has_sources: bool) -> str | None:
+    return "not scanned yet" if has_sources and not cell.reconciled else None
+
+
+def _judged(cell: Any, verdict: Verdict) -> Any:
+    """The cell with the verdict (the same object when the verdict changes nothing)."""
+    if not verdict.reasons and verdict.status is cell.status:
+        return cell
+    return replace(cell, status=verdict.status, reasons=verdict.reasons)
+
+
+def judge(
+    project: ProjectConfig,
+    quality: QualityCell,
+    spend: SpendCell,
+    stack: StackCell,
+    alerts: AlertCell,
+    health: FleetSources,
+    spend_refs: Sequence[str],
+) -> tuple[QualityCell, SpendCell, StackCell, Status, int, int]:
+    """The cells with the verdicts their sources allow (verdicts.question_verdict), the project's
+    health, and its failing and never-run sources."""
+    pid = project.id
+    own = health.families.get(pid, {})
+    own_spend = own.get("spend", [])
+    quality_sources = own.get("quality", [])
+    stack_sources = [*own["stack"], health.advisories] if own.get("stack") else []
+    # without a budget the question is not asked: a shared bill failing elsewhere says nothing
+    # about this project (its own spend sources still count)
+    asked = project.spend.budget is not None
+    spend_sources = health.for_question(project, "spend", spend_refs) if asked else own_spend
+    q = question_verdict(quality.status, quality_sources, pid, _missing_quality(project, quality))
+    s = question_verdict(spend.status, spend_sources, pid, _missing_spend(project, spend))
+    k = question_verdict(stack.status, stack_sources, pid, _missing_stack(stack, bool(stack_sources)))
+    failing = never = 0
+    extra = [h for h in own_spend if h not in spend_sources] if own_spend else []
+    for group in (quality_sources, spend_sources, stack_sources, extra):
+        for h in group:
+            if h.state is not State.OK:
+                failing += h.troubled
+                never += h.state is State.NEVER
+    return (
+        _judged(quality, q),
+        _judged(spend, s),
+        _judged(stack, k),
+        overall({"quality": q, "spend": s, "stack": k}, alerts.status),
+        failing,
+        never,
+    )
+
+
 def build_scorecards(
     store: Store, config: MlmonConfig, now: datetime, projects: Sequence[ProjectConfig]
 ) -> list[Scorecard]:
     """The scorecards of `projects` (in their order), with one bulk read per family."""
+    return scorecards_and_reads(store, config, now, projects)[0]
+
+
+def scorecards_and_reads(
+    store: Store, config: MlmonConfig, now: datetime, projects: Sequence[ProjectConfig]
+) -> tuple[list[Scorecard], QualityReads]:
+    """`build_scorecards`, and the newest quality points it read (the sparklines' cache keys)."""
     ids = [p.id for p in projects]
     everyone = len(ids) == len(config.projects)
     quality = read_quality(store, projects, everyone)
-    spend = spend_cells(store, config, projects, now)
+    data = read_spend(store, config, now)
+    spend = spend_cells(store, config, projects, now, data)
     scope = None if everyone else ids
     stack = read_stack(store.engine, scope, config.stack.sla, now)
     builds = torch_builds(store.engine, scope)
     alerts = alert_cells(store.engine)
+    health = read_fleet_sources(store, config, now, StackStore(store.engine).feeds())
     cards = []
     for project in projects:
-        q = quality_cell(project, quality)
+        found = data.get(project.id)
+        refs = [*found.counted, *found.efficiency] if found is not None else []
+        a = alerts.get(project.id, NO_ALERTS)
+        q, s, k, worst, failing, never = judge(
+            project,
+            quality_cell(project, quality),
+            spend[project.id],
+            stack_cell(project.id, stack, builds.get(project.id, (None, None))),
+            a,
+            health,
+            refs,
+        )
         cards.append(
             Scorecard(
                 project=project.id,
@@ -507,10 +601,13 @@ def build_scorecards(
                 team=project.team,
                 owners=tuple(o.name for o in project.owners),
                 quality=q,
-                spend=spend[project.id],
-                stack=stack_cell(project.id, stack, builds.get(project.id, (None, None))),
-                alerts=alerts.get(project.id, NO_ALERTS),
+                spend=s,
+                stack=k,
+                alerts=a,
                 flags=red_flags(project, q),
+                worst=worst,
+                sources_failing=failing,
+                sources_never=never,
             )
         )
-    return cards
+    return cards, quality

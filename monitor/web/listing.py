@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 from packaging.version import InvalidVersion, Version
 
 from monitor.core.errors import InvalidInput, Issue
-from monitor.views.scorecard import FLAGS, Scorecard, Status
+from monitor.views.scorecard import FLAGS, Scorecard
+from monitor.views.verdicts import Status
 
 PAGE_SIZES = (25, 50, 100, 250, 1000)
 DEFAULT_PAGE_SIZE = 100
@@ -48,6 +49,7 @@ SORTS: dict[str, tuple[str, SortKey]] = {
     "findings": ("open findings (overdue, then by severity)", lambda c: c.stack.weight if c.stack.reconciled else None),
     "alerts": ("firing alerts", lambda c: (c.alerts.critical, c.alerts.firing, c.alerts.pending)),
     "flags": ("red flags", lambda c: len(c.flags)),
+    "sources": ("failing sources", lambda c: (c.sources_failing, c.sources_never)),
 }
 STATUS_FILTERS = ("bad", "warn", "ok", "none")
 

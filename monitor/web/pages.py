@@ -6,6 +6,7 @@ for a principal: only the projects it sees (`Principal.sees`), and forms only wh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +25,11 @@ from monitor.reports.render_html import render_html
 from monitor.reports.render_json import render_json
 from monitor.runtime import Runtime
 from monitor.stack.fleet_counts import SEVERITIES
+from monitor.stack.store import StackStore
+from monitor.views.fleet import fleet_header, sparklines
 from monitor.views.project_page import project_page
-from monitor.views.scorecard import FLAGS, build_scorecards
+from monitor.views.scorecard import FLAGS, build_scorecards, scorecards_and_reads
+from monitor.views.source_health import read_fleet_sources
 from monitor.web.listing import PAGE_SIZES, SORTS, OverviewQuery, listing, parse_query
 from monitor.web.render import render
 
@@ -46,13 +50,17 @@ def overview(runtime: Runtime, principal: Principal, params: Mapping[str, str]) 
 def _overview(
     runtime: Runtime, principal: Principal, query: OverviewQuery, projects: list[ProjectConfig], now: datetime
 ) -> str:
-    cards = build_scorecards(runtime.store, runtime.config, now, projects)
+    cards, reads = scorecards_and_reads(runtime.store, runtime.config, now, projects)
+    result = listing(cards, query)
+    by_id = {p.id: p for p in projects}
     return render(
         "overview.html",
         nav="overview",
         principal=principal,
         now=now,
-        result=listing(cards, query),
+        fleet=fleet_header(runtime.store, cards, now),
+        sparks=sparklines(runtime.store, by_id, result.rows, reads, now),
+        result=result,
         query=query,
         sorts=SORTS,
         flags=FLAGS,
@@ -74,6 +82,7 @@ def project(runtime: Runtime, principal: Principal, project_id: str) -> str:
     card = build_scorecards(runtime.store, config, now, [found])[0]
     page = project_page(runtime.store, config, found, now)
     active = list_alerts(runtime, principal, state=["pending", "firing"], project=project_id, severity=None, limit=1000)
+    health = read_fleet_sources(runtime.store, config, now, StackStore(runtime.store.engine).feeds())
     return render(
         "project.html",
         nav="overview",
@@ -81,10 +90,37 @@ def project(runtime: Runtime, principal: Principal, project_id: str) -> str:
         now=now,
         card=card,
         page=page,
-        alerts=active,
+        alerts=sort_alerts(active),
+        sources=health.shown(found, page.spend_refs),
         flags=FLAGS,
         severities=SEVERITIES,
     )
+
+
+SEVERITY_ORDER = {"critical": 0, "page": 0, "high": 1, "error": 1, "warning": 2, "medium": 2, "low": 3, "info": 4}
+STATE_ORDER = {"firing": 0, "pending": 1, "resolved": 2}
+
+
+def severity_rank(alert: AlertOut) -> int:
+    return SEVERITY_ORDER.get(alert.labels.get("severity", "").lower(), 5)
+
+
+def sort_alerts(found: Sequence[AlertOut]) -> list[AlertOut]:
+    """Worst severity first, then firing before pending before resolved, then the oldest first."""
+
+    def key(alert: AlertOut) -> tuple[int, int, float, int]:
+        since = alert.fired_at or alert.active_at
+        return severity_rank(alert), STATE_ORDER.get(alert.state, 3), since.timestamp() if since else math.inf, alert.id
+
+    return sorted(found, key=key)
+
+
+def alert_units(runtime: Runtime, shown: Sequence[AlertOut]) -> dict[int, tuple[str, str]]:
+    """alert id -> (the metric its rule reads, the project's currency): what the value's unit is."""
+    config = runtime.config
+    metrics = {r.name: str(r.params.get("metric") or r.kind) for r in config.rules}
+    currencies = {p.id: p.spend.currency_code for p in config.projects}
+    return {a.id: (metrics.get(a.rule, a.rule), currencies.get(a.project or "", "USD")) for a in shown}
 
 
 AlertState = Literal["pending", "firing", "resolved"]
@@ -143,7 +179,7 @@ def alerts(
 ) -> str:
     if filters.project and (runtime.config.project(filters.project) is None or not principal.sees(filters.project)):
         raise unknown_project(filters.project)
-    shown = [a for a in found if filters.keep(a)]
+    shown = sort_alerts([a for a in found if filters.keep(a)])
     now = runtime.clock.now()
     current = [s for s in silences if s.status.get("state") != "expired"]
     projects = [p.id for p in runtime.config.projects if principal.sees(p.id)]
@@ -154,6 +190,8 @@ def alerts(
         now=now,
         filters=filters,
         alerts=shown,
+        units=alert_units(runtime, shown),
+        severity_rank={a.id: severity_rank(a) for a in shown},
         total=len(found),
         silences=current,
         expired=len(silences) - len(current),

@@ -30,7 +30,8 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
-from monitor.api.auth import SESSION_COOKIE
+from monitor.api.auth import SESSION_COOKIE, attempts, client_address
+from monitor.api.failures import RETRY_AFTER_SECONDS, database_down, log_database_down
 from monitor.api.routes.alerts import (
     AckIn,
     SilenceIn,
@@ -40,6 +41,7 @@ from monitor.api.routes.alerts import (
     list_alerts,
     list_silences,
 )
+from monitor.auth.attempts import TooManyAttempts
 from monitor.auth.model import Permission, Principal
 from monitor.auth.tokens import Forbidden, Unauthorized
 from monitor.core.durations import parse_duration
@@ -107,14 +109,20 @@ class PageRoute(APIRoute):
         async def handler(request: Request) -> Response:
             try:
                 CURRENT_SITE.set(site_for(_runtime(request)))
-            except Exception:
+            except Exception as exc:
                 # The line about the data is never worth failing a page for; the page says it is unknown.
-                log.exception("reading the advisory feed for the page footer failed")
+                # With the database down, the page itself fails next and logs that once.
+                if not database_down(exc):
+                    log.exception("reading the advisory feed for the page footer failed")
                 CURRENT_SITE.set(UNKNOWN_SITE)
             try:
                 return await original(request)
             except SignInNeeded as exc:
                 return RedirectResponse(login_url(exc.target), status_code=303)
+            except TooManyAttempts as exc:
+                page = login_page(request, 429, reason=str(exc), target=requested(request))
+                page.headers["Retry-After"] = str(exc.retry_after)
+                return page
             except Unauthorized as exc:
                 return login_page(request, 401, reason=str(exc), target=requested(request))
             except Forbidden as exc:
@@ -130,7 +138,12 @@ class PageRoute(APIRoute):
                 return error_page(request, 422, "Invalid request", where, _known_principal(request))
             except MlmonError as exc:
                 return error_page(request, 400, "Request refused", str(exc), _known_principal(request))
-            except Exception:
+            except Exception as exc:
+                if database_down(exc):
+                    log_database_down(request.method, request.url.path, exc)
+                    page = error_page(request, 503, "Database unavailable", "the database is unavailable; retry later")
+                    page.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                    return page
                 log.exception("unhandled error serving %s %s", request.method, request.url.path)
                 return error_page(request, 500, "Internal error", "internal error; see the server log")
 
@@ -320,9 +333,17 @@ async def login(request: Request) -> Response:
     runtime = _runtime(request)
     if not token:
         return login_page(request, 401, reason="enter a token (`mlmon token create`)", target=target)
+    counter, address = attempts(request), client_address(request)
+    try:
+        counter.check(address)
+    except TooManyAttempts as exc:
+        page = login_page(request, 429, reason=str(exc), target=target)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     try:
         principal = await run_in_threadpool(runtime.tokens.authenticate, token, runtime.clock.now())
     except Unauthorized as exc:
+        counter.failed(address, f"POST /login: {exc}")
         return login_page(request, 401, reason=str(exc), target=target)
     response = RedirectResponse(target, status_code=303)
     set_session(response, request, token, principal.expires_at)

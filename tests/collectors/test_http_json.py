@@ -345,3 +345,27 @@ def test_invalid_jsonpath_is_a_config_error_with_its_line(spec: dict[str, str], 
     assert issue.where.startswith(f"mlmon.yaml:{line}:")
     assert issue.field == f"projects[0].sources[0].params.{field}"
     assert message in issue.message
+
+
+def test_an_answer_over_the_size_limit_fails_the_run_while_it_is_read(
+    server: LocalHttpServer, sqlite_store: Store
+) -> None:
+    import gzip
+    import json as json_module
+
+    big = {"accuracy": 0.9, "padding": "x" * 300_000}
+    server.route("/big.json", Answer(big))
+    # 300 kB of JSON sent as a 1 kB gzip body: only counting while decoding catches it
+    packed = gzip.compress(json_module.dumps(big).encode())
+    server.route("/packed.json", Answer(packed, headers={"Content-Encoding": "gzip"}))
+    for path in ("/big.json", "/packed.json"):
+        with pytest.raises(SourceError, match="the limit is 100,000"):
+            collect(sqlite_store, {**accuracy(server.url(path)), "max_response_bytes": 100_000})
+    # the default (8 MiB) reads it
+    assert collect(sqlite_store, accuracy(server.url("/packed.json"))).readings[0].value == 0.9
+
+
+def test_json_nested_too_deeply_is_a_clear_error(server: LocalHttpServer, sqlite_store: Store) -> None:
+    server.route("/deep.json", Answer("[" * 100_000 + "]" * 100_000))
+    with pytest.raises(SourceError, match="nested too deeply"):
+        collect(sqlite_store, accuracy(server.url("/deep.json")))

@@ -158,3 +158,46 @@ def test_one_hung_source_does_not_block_another(store: Store, clock: FrozenClock
     assert runner.run(fake_plan(lab, "ok")).ok
     assert runner.run(fake_plan(lab, "hang", timeout="200ms")).error is not None
     assert runner.run(fake_plan(lab, "ok")).ok
+
+
+def test_a_huge_error_text_is_stored_and_logged_capped(
+    store: Store, clock: FrozenClock, lab: FakeLab, caplog: pytest.LogCaptureFixture
+) -> None:
+    from monitor.core.text_cap import MAX_ERROR_CHARS
+
+    record = SourceRunner(store, clock).run(fake_plan(lab, "huge_error"))
+    assert record.error is not None and record.error.startswith("bomb: lol")
+    assert len(record.error) < MAX_ERROR_CHARS + 60 and "more characters cut" in record.error
+    status = store.sources.status(PROJECT, "huge-error")
+    assert status is not None and status.last_error == record.error
+    [run] = store.sources.runs(PROJECT, "huge-error")
+    assert run.error == record.error
+    assert max(len(r.getMessage()) for r in caplog.records) < MAX_ERROR_CHARS + 200
+    assert_nothing_stored(store, "huge-error")
+
+
+def test_a_stopping_runner_starts_nothing_and_gives_up_on_runs_in_flight(
+    store: Store, clock: FrozenClock, lab: FakeLab
+) -> None:
+    import threading
+    import time
+
+    runner = SourceRunner(store, clock)
+    plan = fake_plan(lab, "hang", timeout="60s")
+    finished: list[float] = []
+
+    def in_flight() -> None:
+        runner.run(plan)
+        finished.append(time.monotonic())
+
+    worker = threading.Thread(target=in_flight)
+    worker.start()
+    wait_until(lambda: lab.count("hang") == 1)
+    stopped_at = time.monotonic()
+    runner.stop()  # what SIGTERM does through the scheduler
+    worker.join(30)
+    assert finished and finished[0] - stopped_at < 30, "the run in flight gave up long before its 60 s timeout"
+    later = runner.run(fake_plan(lab, "ok"))
+    assert later.outcome == "cancelled" and lab.count("ok") == 0, "no new run starts once stopping"
+    status = store.sources.status(PROJECT, "hang")
+    assert status is not None and status.last_error == "cancelled: mlmon is shutting down"

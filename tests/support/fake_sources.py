@@ -27,6 +27,7 @@ from collectors.base import (
 Behaviour = Literal[
     "ok",
     "raise",
+    "huge_error",
     "source_error",
     "exit",
     "hang",
@@ -86,6 +87,7 @@ def _naive(ctx: CollectContext) -> object:
 BEHAVIOURS: dict[str, Callable[[CollectContext], object]] = {
     "ok": lambda ctx: CollectResult([good(ctx)], checkpoint={"runs": int(ctx.checkpoint.get("runs", 0)) + 1}),
     "raise": _raise(RuntimeError("collector exploded")),
+    "huge_error": _raise(SourceError("bomb: " + "lol " * 1_000_000)),
     "source_error": _raise(SourceError("upstream said no")),
     "exit": _raise(SystemExit(3)),
     "nan": _garbage(Reading("accuracy", math.nan)),

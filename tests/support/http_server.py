@@ -32,6 +32,8 @@ class Seen:
     path: str
     headers: Mapping[str, str]
     body: bytes
+    query: str = field(default="", kw_only=True)
+    """The query string; keyword-only so subclasses keep their positional fields."""
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers.items():
@@ -64,6 +66,8 @@ class LocalHttpServer:
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Route] = {}
+        self.fallback: Route | None = None
+        """Answers requests no route matches (a proxy, say); None: 404."""
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -110,6 +114,8 @@ class LocalHttpServer:
             self.seen.append(seen)
             route = self.routes.get(seen.path)
         if route is None:
+            route = self.fallback
+        if route is None:
             return Answer({"error": f"no route {seen.path}"}, status=404)
         return route(seen) if callable(route) else route
 
@@ -122,7 +128,8 @@ class LocalHttpServer:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                seen = Seen(self.command, self.path.split("?", 1)[0], dict(self.headers.items()), body)
+                path, _, query = self.path.partition("?")
+                seen = Seen(self.command, path, dict(self.headers.items()), body, query=query)
                 try:
                     answer = server._answer(seen)
                 except Exception as exc:  # a failing route is the test's bug: make it loud

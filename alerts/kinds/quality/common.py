@@ -52,3 +52,33 @@ def promql_series(metric: str, *matchers: str) -> str:
 def promql_number(value: float) -> str:
     """A float as PromQL reads it back exactly (shortest round-trip form, unlike `:g`)."""
     return repr(float(value))
+
+
+EXAMPLES_TOLERANCE_MS = 1000
+"""How far an `<metric>_examples` point may lie from its value's timestamp and still be its n.
+
+Sources write the two at the same timestamp; a job pushing them in two requests, each stamped
+with its own clock, lands them milliseconds apart. One second joins those and never the n of the
+previous or next value of a series polled at most once a second."""
+
+
+def n_at(series: SeriesPoints | None, ts_ms: int, tolerance_ms: int = EXAMPLES_TOLERANCE_MS) -> float | None:
+    """The number of examples behind the value at `ts_ms`: the examples point nearest to it within
+    the tolerance (None when there is none, or its n is not positive)."""
+    if series is None or not series.points:
+        return None
+    points = series.points
+    low, high = 0, len(points)
+    while low < high:  # first point at or after ts - tolerance
+        mid = (low + high) // 2
+        if points[mid].ts_ms < ts_ms - tolerance_ms:
+            low = mid + 1
+        else:
+            high = mid
+    best: Point | None = None
+    for point in points[low:]:
+        if point.ts_ms > ts_ms + tolerance_ms:
+            break
+        if best is None or abs(point.ts_ms - ts_ms) < abs(best.ts_ms - ts_ms):
+            best = point
+    return best.value if best is not None and best.value > 0 else None

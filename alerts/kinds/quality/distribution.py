@@ -6,17 +6,21 @@
       wasserstein: 0.1       # normalised Wasserstein (numeric columns); null turns it off
       psi: 0.1               # population stability index on the reference's decile bins
       jensen_shannon: 0.1    # Jensen-Shannon distance (numeric bins or categories)
-      p_value: 0.05          # optional: also require the KS / chi-square test, corrected ...
-      correction: holm       # ... over the columns of one push (bonferroni, holm, benjamini_hochberg)
+      p_value: 0.05          # also require the KS / chi-square test, corrected (default; null: sizes alone) ...
+      correction: benjamini_hochberg   # ... over the columns of one push (holm, bonferroni, none)
       min_examples: 100      # fewer current values: no verdict (effect sizes are noisy on tiny batches)
       per: column            # or `dataset`: one alert when at least `dataset_share` of columns drift
       dataset_share: 0.5
 
 The statistics are computed when a batch is pushed (`POST /api/v1/quality/distributions`) and
 stored as `distribution_drift{dataset, column, statistic}`; this kind reads the newest batch of
-each column. A column drifts when any enabled effect size reaches its threshold; with `p_value`
-set it must also be significant after the correction, which keeps small batches from alerting on
-noise while large ones still need a shift big enough to matter.
+each column. A column drifts when any enabled effect size reaches its threshold and its p-value,
+corrected over the columns of the push (Benjamini-Hochberg by default: when nothing drifted it
+keeps the chance of any false flag in a push under `p_value`, as Holm does, and when several
+columns drifted it loses far less power), is below `p_value` (0.05 by default): the test keeps small
+batches from alerting on noise (an effect size of 0.1 is within the noise of a few hundred rows),
+the effect size keeps large ones from alerting on shifts too small to matter. `p_value: null`
+judges by effect sizes alone.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
 from monitor.core.matchers import Matcher, Selector, parse_matchers
 from monitor.core.types import Labels, ms_from_datetime
-from monitor.quality.drift import Thresholds, adjust_p_values
+from monitor.quality.drift import DEFAULT_P_VALUE, Thresholds, adjust_p_values
 from monitor.quality.names import DRIFT_METRIC, EXAMPLES_METRIC
 from monitor.store.interface import SeriesPoints
 
@@ -46,8 +50,8 @@ class DistributionParams(KindParams):
     wasserstein: float | None = Field(default=0.1, gt=0)
     psi: float | None = Field(default=0.1, gt=0)
     jensen_shannon: float | None = Field(default=0.1, gt=0)
-    p_value: float | None = Field(default=None, gt=0, lt=1)
-    correction: Literal["holm", "bonferroni", "benjamini_hochberg", "none"] = "holm"
+    p_value: float | None = Field(default=DEFAULT_P_VALUE, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni", "benjamini_hochberg", "none"] = "benjamini_hochberg"
     min_examples: int = Field(default=100, ge=1)
     per: Literal["column", "dataset"] = "column"
     dataset_share: float = Field(default=0.5, gt=0, le=1)

@@ -12,12 +12,14 @@
       worse: down                     # "up" for a loss or an error rate
       unchanged_for: 90d              # only while the production model has not changed for 90 days
 
-Direction-aware: a rise never alerts (for `worse: down`). When the number of evaluated examples n
-of the current value is known (a series `examples_metric` with the same labels and the same
-timestamp), the drop must also be significant at `alpha`: a one-sided two-proportion z-test when
-the baseline's n is known too (`baseline_examples_metric`, default `<baseline_metric>_examples`),
-else the one-sided Wilson bound of the current value must lie below the baseline. A drop past the
-margin that is not (yet) significant HOLDs: it neither fires nor resolves.
+Direction-aware: a rise never alerts (for `worse: down`). With `examples_metric`, the number of
+evaluated examples n of the current value (the series' point nearest to the value's timestamp
+within `examples_tolerance`, 1 s by default) makes the drop also have to be significant at
+`alpha`: a one-sided two-proportion z-test when the baseline's n is known too
+(`baseline_examples_metric`, default `<baseline_metric>_examples`), else the one-sided Wilson
+bound of the current value must lie below the baseline. A drop past the margin that is not (yet)
+significant HOLDs: it neither fires nor resolves; so does one whose n is missing (the test was
+asked for and cannot run: the rule fails closed, never firing on the margin alone).
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from pydantic import Field, field_validator, model_validator
 
 from alerts.kinds.base import Evaluation, RuleContext, RuleKind, SeriesNeed, SeriesParams
 from alerts.kinds.quality.common import (
+    EXAMPLES_TOLERANCE_MS,
     Worse,
     by_labels,
     index_by,
     metric_name,
+    n_at,
     newest,
     promql_number,
     promql_series,
@@ -42,9 +46,8 @@ from alerts.kinds.quality.common import (
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
 from monitor.core.matchers import Selector
-from monitor.core.types import ms_from_datetime
+from monitor.core.types import datetime_from_ms, ms_from_datetime
 from monitor.quality.significance import drop_significance
-from monitor.store.interface import SeriesPoints
 
 _NORMAL = NormalDist()
 
@@ -63,6 +66,7 @@ class DropParams(SeriesParams):
     unchanged_for: Duration | None = None
     age_metric: str = "model_promotion_age_seconds"
     join_on: list[str] = Field(default_factory=lambda: ["model"])
+    examples_tolerance: Duration = timedelta(milliseconds=EXAMPLES_TOLERANCE_MS)
     no_data_after: Duration | None = None
 
     @field_validator("baseline_metric", "examples_metric", "baseline_examples_metric", "age_metric")
@@ -121,6 +125,7 @@ def evaluate(params: DropParams, ctx: RuleContext) -> Evaluation:
     baseline_examples = by_labels(ctx.series.get("baseline_examples", ()))
     ages = index_by(ctx.series.get("age", ()), params.join_on)
     word = "below" if params.worse == "down" else "above"
+    tolerance_ms = int(params.examples_tolerance.total_seconds() * 1000)
     verdicts: list[Verdict] = []
     for series in ctx.series["series"]:
         labels = series.key.label_dict()
@@ -145,7 +150,7 @@ def evaluate(params: DropParams, ctx: RuleContext) -> Evaluation:
         exceeds = (params.min_drop is None or drop > params.min_drop) and (
             params.min_drop_relative is None or relative > params.min_drop_relative
         )
-        n = _n_at(examples.get(series.key.labels), point.ts_ms)
+        n = n_at(examples.get(series.key.labels), point.ts_ms, tolerance_ms)
         n_base = newest(baseline_examples.get(series.key.labels))
         if n is not None:
             details["n"] = n
@@ -153,6 +158,14 @@ def evaluate(params: DropParams, ctx: RuleContext) -> Evaluation:
             details["baseline_n"] = n_base.value
         if not exceeds:
             verdicts.append(Verdict(labels, Condition.CLEAR, point.value, details))
+            continue
+        if params.examples_metric is not None and n is None:
+            # Fail closed: the rule was told to test the drop, and there is no n to test it with.
+            reason = (
+                f"no {params.examples_metric} point within {tolerance_ms / 1000:g}s of the value "
+                f"({_iso(point.ts_ms)}): the drop cannot be tested"
+            )
+            verdicts.append(Verdict(labels, Condition.HOLD, point.value, {**details, "reason": reason}))
             continue
         sig = drop_significance(point.value, n, baseline, n_base.value if n_base else None, params.worse, params.alpha)
         details.update(test=sig.test, p_value=sig.p_value, bound=sig.bound)
@@ -173,10 +186,8 @@ def evaluate(params: DropParams, ctx: RuleContext) -> Evaluation:
     return Evaluation(verdicts)
 
 
-def _n_at(series: SeriesPoints | None, ts_ms: int) -> float | None:
-    """The number of examples behind the value at `ts_ms` (the examples point of that timestamp)."""
-    point = newest(series)
-    return point.value if point is not None and point.ts_ms == ts_ms and point.value > 0 else None
+def _iso(ts_ms: int) -> str:
+    return datetime_from_ms(ts_ms).isoformat().replace("+00:00", "Z")
 
 
 def promql(params: DropParams, project: str) -> str:

@@ -28,6 +28,7 @@ from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.spend.common import money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.spend.budget import BudgetStatus, ThresholdState
+from monitor.spend.forecast import Forecast
 from monitor.spend.providers import SPEND
 
 
@@ -35,6 +36,17 @@ class BudgetParams(KindParams):
     clear: float = Field(default=0.95, gt=0, le=1, description="clears below clear x threshold")
     actual: bool = True
     forecast: bool = True
+
+
+def shift_note(f: Forecast, currency: str) -> str:
+    """Says when the forecast runs from a new level of daily spend, and since when."""
+    if f.shift is None:
+        return ""
+    moved = "rose" if f.shift.after > f.shift.before else "fell"
+    return (
+        f", at the new level of the last {f.shift_days} days: daily spend {moved} from "
+        f"{money(f.shift.before, currency)} to {money(f.shift.after, currency)}"
+    )
 
 
 def _condition(state: ThresholdState, clear: float) -> Condition:
@@ -69,9 +81,11 @@ def describe(status: BudgetStatus) -> dict[str, Any]:
         "forecast_upper": None if f.upper is None else round(f.upper, 2),
         "forecast_confidence": f.confidence,
         "forecast_seasonality": f.seasonality,
+        "forecast_shift": shift_note(f, c).removeprefix(", ") or None,
         "forecast_text": (
             f"{money(f.point, c)} ({f.confidence:.0%} interval {money(f.lower, c)} - {money(f.upper, c)}"
-            f"{', one rate per weekday' if f.seasonality == 'weekly' else ''})"
+            f"{', one rate per weekday' if f.seasonality == 'weekly' else ''}"
+            f"{shift_note(f, c)})"
             if f.available
             else f"no forecast ({f.reason})"
         ),

@@ -10,6 +10,10 @@ included), from the `dcgm` sources (else `opencost`), or those named in `sources
 could not measure busy time (every sample a DCGM sentinel) are left out of both sums. Below
 `min_gpu_hours` held the verdict is clear: too little GPU time to judge. The annotation carries
 the money wasted: the GPU spend of the window times (1 - efficiency), in the project's currency.
+
+GPUs no project claims (held by no pod, or without the attribution label: `__unattributed__`)
+are judged too, in the project that owns their source (the platform team), as a second verdict
+labelled `attributed_project="__unattributed__"`.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from alerts.kinds.base import Evaluation, KindParams, RuleContext, RuleKind
 from alerts.kinds.spend.common import money, spend_of
 from alerts.model import Condition, Verdict
 from monitor.config.types import Duration
+from monitor.spend.ledger import SourceDays
 from monitor.spend.providers import SPEND
-from monitor.spend.series import local_day, zone
+from monitor.spend.series import ATTRIBUTED, UNATTRIBUTED, local_day, zone
 from monitor.spend.sources import UnknownSource
 
 
@@ -62,9 +67,25 @@ def evaluate(params: IdleGpuParams, ctx: RuleContext) -> Evaluation:
         return Evaluation(
             [Verdict({}, Condition.NODATA, None, {"message": "no dcgm or opencost source is configured"})]
         )
+    verdicts = [_verdict(params, ctx, data.pick(refs), currency, {}, "GPUs")]
+    nobody = [data.unattributed[r] for r in refs if r in data.unattributed]
+    if nobody:
+        labels = {ATTRIBUTED: UNATTRIBUTED}
+        verdicts.append(_verdict(params, ctx, nobody, currency, labels, "GPUs no project claims"))
+    return Evaluation(verdicts)
+
+
+def _verdict(
+    params: IdleGpuParams,
+    ctx: RuleContext,
+    sources: list[SourceDays],
+    currency: str,
+    labels: dict[str, str],
+    what: str,
+) -> Verdict:
     held = busy = spend = 0.0
     problems: list[str] = []
-    for source in data.pick(refs):
+    for source in sources:
         today = local_day(ctx.now, zone(source.source.timezone))
         window = {today - timedelta(days=i) for i in range(params.window.days)}
         for day, seconds in source.gpu_usage.items():
@@ -94,9 +115,9 @@ def evaluate(params: IdleGpuParams, ctx: RuleContext) -> Evaluation:
     }
     if efficiency is None or hours < params.min_gpu_hours:
         details["message"] = f"{hours:.1f} GPU-hours held in the last {params.window.days}d: too few to judge"
-        return Evaluation([Verdict({}, Condition.CLEAR, efficiency, details)])
+        return Verdict(labels, Condition.CLEAR, efficiency, details)
     details["message"] = (
-        f"GPUs were busy {efficiency:.0%} of the {hours:,.1f} GPU-hours held in the last {params.window.days}d "
+        f"{what} were busy {efficiency:.0%} of the {hours:,.1f} GPU-hours held in the last {params.window.days}d "
         f"({(held - busy) / 3600:,.1f} idle GPU-hours); about {money(wasted, currency)} of "
         f"{money(spend, currency)} GPU spend was wasted"
     )
@@ -104,7 +125,7 @@ def evaluate(params: IdleGpuParams, ctx: RuleContext) -> Evaluation:
     condition = (
         Condition.FIRE if efficiency < params.floor else (Condition.CLEAR if efficiency >= clear else Condition.HOLD)
     )
-    return Evaluation([Verdict({}, condition, efficiency, details)])
+    return Verdict(labels, condition, efficiency, details)
 
 
 KIND = RuleKind(

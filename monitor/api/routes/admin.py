@@ -42,11 +42,12 @@ def store_size_bytes(runtime: Runtime) -> float:
 
 
 @router.get("/api/v1/status", summary="The service's own state: version, store size, source health")
-def status(runtime: RuntimeDep) -> dict[str, Any]:
+def status(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     statuses = runtime.store.sources.statuses()
     return {
         "version": __version__,
-        "config": str(runtime.settings.config),
+        # where the file lives is the admins' business, not every reader's
+        "config": str(runtime.settings.config) if principal.can(Permission.RELOAD) else None,
         "projects": len(runtime.config.projects),
         "sources": {
             "configured": len(runtime.plans),

@@ -14,6 +14,7 @@ from alerts.silences import Silence
 from alerts.store import AlertStore, SilenceStore, matchers_from_json, matchers_to_json
 from monitor.api.auth import PrincipalDep, check_project, deny_message
 from monitor.api.deps import RuntimeDep
+from monitor.api.schemas import RowId
 from monitor.auth.model import Permission, Principal, Role
 from monitor.auth.tokens import Forbidden
 from monitor.core.errors import InvalidInput, Issue, NotFound
@@ -161,13 +162,13 @@ def _visible_alert(runtime: Runtime, principal: Principal, alert_id: int) -> Ale
 
 
 @router.get("/alerts/{alert_id}", summary="One alert", response_model=AlertOut)
-def get_alert(alert_id: int, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
+def get_alert(alert_id: RowId, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
     alert = _visible_alert(runtime, principal, alert_id)
     return _out(alert, _mutes(runtime, [alert]))
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge a firing alert: no repeats until it changes or resolves")
-def ack_alert(alert_id: int, body: AckIn, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
+def ack_alert(alert_id: RowId, body: AckIn, runtime: RuntimeDep, principal: PrincipalDep) -> AlertOut:
     alert = _visible_alert(runtime, principal, alert_id)
     if alert.project is None:
         check_project_free(principal)

@@ -23,16 +23,22 @@ from sqlalchemy import Engine
 
 from monitor.api.auth import PrincipalDep, check_project
 from monitor.api.deps import RuntimeDep, parse_time
+from monitor.api.schemas import RowId
 from monitor.auth.model import Permission, Principal
-from monitor.core.errors import InvalidInput, Issue, NotFound
+from monitor.core.errors import InvalidInput, Issue, NotFound, TooLarge
 from monitor.core.matchers import parse_selector
 from monitor.core.types import datetime_from_ms, ms_from_datetime
+from monitor.quality.columnar import MEDIA_TYPES, media_type, parse_meta, read_table, table_columns
 from monitor.quality.distributions import (
+    MAX_BODY_BYTES,
     DistributionPush,
     DistributionStore,
+    PushResult,
     Reference,
     ReferenceCache,
+    check_project_and_size,
     ingest,
+    ingest_columns,
     parse_push,
 )
 from monitor.quality.drift import profile_from_json
@@ -40,6 +46,9 @@ from monitor.quality.views import model_pace, series_with_baselines
 from monitor.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["quality"])
+
+MAX_TABLE_BODY_BYTES = 512 * 1024 * 1024
+"""Arrow and Parquet bodies are compact (8 bytes a number): 512 MiB is about 60 million values."""
 
 _CACHES: weakref.WeakKeyDictionary[Engine, ReferenceCache] = weakref.WeakKeyDictionary()
 
@@ -108,7 +117,12 @@ class QualitySeriesOut(BaseModel):
 _PUSH_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": TypeAdapter(DistributionPush).json_schema()}},
+        "content": {
+            "application/json": {"schema": TypeAdapter(DistributionPush).json_schema()},
+            "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/vnd.apache.arrow.file": {"schema": {"type": "string", "format": "binary"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        },
     }
 }
 
@@ -129,6 +143,10 @@ def _push(runtime: Runtime, principal: Principal, body: bytes) -> PushOut:
         settings.max_values_per_column,
         keep=config.retention.hourly,
     )
+    return _push_out(runtime, result)
+
+
+def _push_out(runtime: Runtime, result: PushResult) -> PushOut:
     if result.keys:
         runtime.ingested(set(result.keys))
     return PushOut(
@@ -148,8 +166,46 @@ def _push(runtime: Runtime, principal: Principal, body: bytes) -> PushOut:
     responses={413: {"description": "body or push over the limits"}, 422: {"description": "invalid columns, named"}},
 )
 async def push_distribution(request: Request, runtime: RuntimeDep, principal: PrincipalDep) -> PushOut:
-    body = await request.body()
+    kind = media_type(request.headers.get("content-type"))
+    if kind in MEDIA_TYPES:
+        body = await _read_limited(request, MAX_TABLE_BODY_BYTES)
+        return await run_in_threadpool(_push_table, runtime, principal, body, kind, dict(request.query_params))
+    body = await _read_limited(request, MAX_BODY_BYTES)
     return await run_in_threadpool(_push, runtime, principal, body)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, read as it streams in and refused as soon as it passes `limit` (never buffered whole
+    beyond it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge([Issue("body", f"body is {declared} bytes; the limit is {limit}")], "body too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge([Issue("body", f"body is over the limit of {limit} bytes")], "body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _push_table(runtime: Runtime, principal: Principal, body: bytes, kind: str, query: dict[str, str]) -> PushOut:
+    config = runtime.config
+    settings = config.quality.distributions
+    meta, categorical = parse_meta(query)
+    table = read_table(body, kind)
+    check_project_and_size(meta, table.num_columns, config.project_ids, settings.max_columns)
+    check_project(principal, Permission.PUSH, meta.project)
+    project = config.project(meta.project)
+    bins = meta.bins or (project.quality.distribution_bins if project else None) or settings.bins
+    data = table_columns(
+        table, meta.role, bins if meta.role == "reference" else None, settings.max_values_per_column, categorical
+    )
+    result = ingest_columns(
+        runtime.store, reference_cache(runtime.store.engine), meta, data, runtime.clock.now(), config.retention.hourly
+    )
+    return _push_out(runtime, result)
 
 
 def _reference_out(ref: Reference, with_profile: bool) -> ReferenceOut:
@@ -182,7 +238,7 @@ def list_references(
 
 
 @router.get("/quality/references/{ref_id}", summary="One reference, with its profile", response_model=ReferenceOut)
-def get_reference(runtime: RuntimeDep, principal: PrincipalDep, ref_id: int) -> ReferenceOut:
+def get_reference(runtime: RuntimeDep, principal: PrincipalDep, ref_id: RowId) -> ReferenceOut:
     reference = DistributionStore(runtime.store.engine).reference(ref_id)
     if not principal.sees(reference.project):
         raise NotFound(f"no reference {ref_id}")

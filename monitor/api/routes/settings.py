@@ -57,9 +57,11 @@ def _apply(
     """Re-apply the configuration with the change; store it only once the result is accepted."""
     keep = [o for o in runtime.overrides if (o.project, o.kind, o.name) not in {removed, _key(change)}]
     candidate = [*keep, change] if change is not None else keep
-    outcome = runtime.reload(actor, overrides=candidate, reason=reason)
+    outcome = runtime.reload(actor, overrides=candidate, reason=reason, proposed=True)
     if outcome.error is not None:
-        raise outcome.error
+        # the change was refused, not the file: answer without the file's path and lines
+        issues = [Issue("change", issue.message, field=issue.field) for issue in outcome.error.issues]
+        raise InvalidInput(issues, "change refused")
     store = OverrideStore(runtime.store.engine)
     if change is not None:
         store.put(change, runtime.clock.now())
@@ -95,13 +97,29 @@ def _delete(runtime: Runtime, actor: str, project: str, kind: OverrideKind, name
     return _out(runtime, project)
 
 
+def _typed_body(model: type[BaseModel], *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The request body documented as `model` (the route reads a plain dict, so that its errors
+    are worded by `_validated`)."""
+    schema = model.model_json_schema(by_alias=True)
+    for name in drop:
+        schema.get("properties", {}).pop(name, None)
+        if name in schema.get("required", []):
+            schema["required"].remove(name)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 @router.get("/settings", summary="Settings of the project made through the API (budget, rules, ignores)")
 def list_settings(project_id: str, runtime: RuntimeDep) -> list[SettingOut]:
     require_project(runtime, project_id)
     return _out(runtime, project_id)
 
 
-@router.put("/budget", summary="Set the project's budget (replaces the file's)", dependencies=MANAGE)
+@router.put(
+    "/budget",
+    summary="Set the project's budget (replaces the file's)",
+    dependencies=MANAGE,
+    openapi_extra=_typed_body(BudgetConfig),
+)
 def put_budget(project_id: str, body: dict[str, Any], runtime: RuntimeDep, principal: PrincipalDep) -> list[SettingOut]:
     return _put(runtime, principal.name, project_id, "budget", "budget", _validated(BudgetConfig, body, "budget"))
 
@@ -111,7 +129,12 @@ def delete_budget(project_id: str, runtime: RuntimeDep, principal: PrincipalDep)
     return _delete(runtime, principal.name, project_id, "budget", "budget")
 
 
-@router.put("/rules/{name}", summary="Create or replace a rule of this project", dependencies=MANAGE)
+@router.put(
+    "/rules/{name}",
+    summary="Create or replace a rule of this project",
+    dependencies=MANAGE,
+    openapi_extra=_typed_body(RuleConfig, drop=("name", "projects", "project_selector")),
+)
 def put_rule(
     project_id: str, name: str, body: dict[str, Any], runtime: RuntimeDep, principal: PrincipalDep
 ) -> list[SettingOut]:
@@ -129,7 +152,12 @@ def delete_rule(project_id: str, name: str, runtime: RuntimeDep, principal: Prin
     return _delete(runtime, principal.name, project_id, "rule", name)
 
 
-@router.put("/ignores/{ident}", summary="Accept a finding until a date, with a reason", dependencies=MANAGE)
+@router.put(
+    "/ignores/{ident}",
+    summary="Accept a finding until a date, with a reason",
+    dependencies=MANAGE,
+    openapi_extra=_typed_body(IgnoreConfig, drop=("id",)),
+)
 def put_ignore(
     project_id: str, ident: str, body: dict[str, Any], runtime: RuntimeDep, principal: PrincipalDep
 ) -> list[SettingOut]:

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.api.auth import PrincipalDep, permit
 from monitor.api.deps import RuntimeDep, parse_time
+from monitor.api.schemas import RowId
 from monitor.auth.model import Permission
 from monitor.core.errors import InvalidInput, Issue, NotFound
 from monitor.http import HttpFactory
@@ -191,7 +192,7 @@ def findings(
 
 
 @router.get("/stack/findings/{finding_id}", summary="One finding with its full event history")
-def finding(finding_id: int, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def finding(finding_id: RowId, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     stack = StackStore(runtime.store.engine)
     row = stack.finding(finding_id)
     if row is None or not principal.sees(row.project):

@@ -288,3 +288,11 @@ def fix_hint(match: VersionMatch, releases: Mapping[str, object] | Iterable[str]
     if not candidates:
         return f"no release above last_affected {match.last_affected} yet"
     return f"first release above last_affected {match.last_affected}: {candidates[0]} (unverified)"
+
+
+def unlooked_hint(match: VersionMatch) -> str | None:
+    """For a vulnerability without a fixed version when no release history was read: say so rather
+    than claim there is no release above `last_affected`."""
+    if match.fixed_in is not None or match.last_affected is None:
+        return None
+    return f"affected through last_affected {match.last_affected}; releases above it were not looked up"

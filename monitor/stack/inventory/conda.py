@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from monitor.core.yaml_guard import YamlRefused
+from monitor.core.yaml_guard import load_yaml as guarded_load
 from monitor.stack.inventory.model import Inventory, InventoryError, Package, package
 from monitor.stack.inventory.requirements import Line, parse_lines
 from monitor.stack.inventory.target import Selection, Target
@@ -27,9 +28,10 @@ _ARCHIVE = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<build>[^-]+)\.(?:ta
 
 
 def load_yaml(text: str, origin: str) -> Any:
-    yaml = YAML(typ="rt")
     try:
-        return yaml.load(text)
+        return guarded_load(text)
+    except YamlRefused as exc:
+        raise InventoryError(origin, f"refused: {exc.message}", exc.line, exc.column) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -64,7 +66,14 @@ def conda_package(
     name: str, version: str, origin: str, line: int | None, build: str | None = None, channel: str | None = None
 ) -> Package:
     return package(
-        CONDA_TO_PYPI.get(name.lower(), name), version, origin, line=line, ecosystem="conda", build=build, index=channel
+        CONDA_TO_PYPI.get(name.lower(), name),
+        version,
+        origin,
+        line=line,
+        ecosystem="conda",
+        build=build,
+        index=channel,
+        native_name=name,
     )
 
 

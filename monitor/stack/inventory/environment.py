@@ -48,9 +48,18 @@ def site_packages_dirs(root: Path) -> list[Path]:
 def read_version_py(path: Path) -> dict[str, object]:
     """The literal assignments of torch/version.py (`__version__`, `cuda`, `hip`, ...), without importing it."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(str(path), f"cannot read torch's version.py: {exc}") from None
+    return parse_version_py(text, str(path))
+
+
+def parse_version_py(text: str, where: str) -> dict[str, object]:
+    """The literal assignments of torch/version.py's text."""
+    try:
+        tree = ast.parse(text, filename=where)
+    except SyntaxError as exc:
+        raise InventoryError(where, f"cannot read torch's version.py: {exc}") from None
     values: dict[str, object] = {}
     for node in tree.body:
         targets: list[ast.expr] = []
@@ -145,7 +154,7 @@ def read_environment(path: str | Path) -> Inventory:
         found.extend(extra)
     if "torch" in builds:
         found = [
-            Package(p.name, p.version, p.origin, p.line, p.ecosystem, p.scope, p.index, builds["torch"])
+            Package(p.name, p.version, p.origin, p.line, p.ecosystem, p.scope, p.index, builds["torch"], p.native_name)
             if p.name == "torch" and p.build is None
             else p
             for p in found

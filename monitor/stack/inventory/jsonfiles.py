@@ -14,11 +14,13 @@ from typing import Any
 
 from packageurl import PackageURL
 
+from monitor.stack.inventory.conda import conda_package
 from monitor.stack.inventory.model import Inventory, InventoryError, Package, package
 from monitor.stack.inventory.target import Selection, Target
 
 _PYPI_TYPES = {"pypi"}
 _CONDA_TYPES = {"conda"}
+_NOT_PYTHON_PURPOSES = {"OPERATING-SYSTEM", "CONTAINER", "FIRMWARE", "DEVICE"}
 
 
 def load_json(text: str, origin: str) -> Any:
@@ -26,6 +28,11 @@ def load_json(text: str, origin: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InventoryError(origin, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise InventoryError(origin, "refused: JSON nested too deeply") from None
+    except ValueError as exc:
+        # e.g. an integer of thousands of digits (Python's int conversion limit)
+        raise InventoryError(origin, f"refused: {str(exc)[:200]}") from None
 
 
 def line_index(text: str, key: str) -> dict[str, int]:
@@ -102,8 +109,8 @@ def _from_purl(text: str, origin: str, where: str, line: int | None) -> Package 
     if purl.type in _PYPI_TYPES:
         return package(purl.name, purl.version, origin, line=line)
     if purl.type in _CONDA_TYPES:
-        build = (purl.qualifiers or {}).get("build") if isinstance(purl.qualifiers, dict) else None
-        return package(purl.name, purl.version, origin, line=line, ecosystem="conda", build=build)
+        qualifiers = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
+        return conda_package(purl.name, purl.version, origin, line, qualifiers.get("build"), qualifiers.get("channel"))
     return None
 
 
@@ -174,6 +181,8 @@ def parse_spdx(text: str, origin: str, doc: Any = None) -> Inventory:
                 packages.append(found)
             continue
         name, version = entry.get("name"), entry.get("versionInfo")
+        if entry.get("primaryPackagePurpose") in _NOT_PYTHON_PURPOSES:
+            continue  # e.g. trivy's "debian 11.11": the base system, not a PyPI package of that name
         if entry.get("SPDXID") in described or not isinstance(name, str) or not isinstance(version, str):
             continue
         line = names.get(name)

@@ -17,7 +17,7 @@ from monitor.stack.versions import canonical_name
 
 Ecosystem = Literal["PyPI", "conda"]
 Variant = Literal["cuda", "rocm", "cpu", "xpu", "unknown"]
-InventoryKind = Literal["python_env", "lockfile", "sbom", "repo"]
+InventoryKind = Literal["python_env", "lockfile", "sbom", "repo", "image"]
 
 DOC_VERSION = 1
 
@@ -56,10 +56,13 @@ class Package:
     """The index or channel the package comes from, when the file says."""
     build: str | None = None
     """A conda build string (`py3.11_cuda12.1_cudnn9.1.0_0`)."""
+    native_name: str | None = None
+    """The name as its own ecosystem spells it, when that differs from `name`: conda's `pytorch`
+    (matched as PyPI's torch) or `_libgcc_mutex` (which PEP 503 would turn into `-libgcc-mutex`)."""
 
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "version": self.version, "origin": self.origin}
-        for key in ("line", "scope", "index", "build"):
+        for key in ("line", "scope", "index", "build", "native_name"):
             value = getattr(self, key)
             if value is not None:
                 doc[key] = value
@@ -78,6 +81,7 @@ class Package:
             scope=doc.get("scope"),
             index=doc.get("index"),
             build=doc.get("build"),
+            native_name=doc.get("native_name"),
         )
 
 
@@ -127,24 +131,21 @@ class Inventory:
     files: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     """Things worth knowing that are not errors, e.g. unpinned requirements that were not checked."""
-    _index: dict[str, tuple[list[str], list[tuple[str, int | None]]]] = field(
+    _index: dict[str, tuple[dict[str, None], dict[tuple[str, int | None], None]]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
-    def _indexed(self) -> dict[str, tuple[list[str], list[tuple[str, int | None]]]]:
-        """name -> (distinct versions, distinct (origin, line)), built in one pass and kept."""
+    def _indexed(self) -> dict[str, tuple[dict[str, None], dict[tuple[str, int | None], None]]]:
+        """name -> (distinct versions, distinct (origin, line)), built in one pass and kept.
+        Insertion-ordered dicts, not lists: 200,000 repeated lines must stay linear."""
         if not self._index and self.packages:
             index = self._index
             for pkg in self.packages:
                 entry = index.get(pkg.name)
                 if entry is None:
-                    index[pkg.name] = ([pkg.version], [(pkg.origin, pkg.line)])
-                    continue
-                if pkg.version not in entry[0]:
-                    entry[0].append(pkg.version)
-                spot = (pkg.origin, pkg.line)
-                if spot not in entry[1]:
-                    entry[1].append(spot)
+                    entry = index[pkg.name] = ({}, {})
+                entry[0][pkg.version] = None
+                entry[1][(pkg.origin, pkg.line)] = None
         return self._index
 
     def versions(self, name: str) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -28,9 +29,9 @@ from monitor.stack.inventory.jsonfiles import (
 from monitor.stack.inventory.model import Inventory, InventoryError, merge
 from monitor.stack.inventory.requirements import parse_requirements
 from monitor.stack.inventory.target import Target
-from monitor.stack.inventory.tomlfiles import parse_poetry, parse_pylock, parse_uv
+from monitor.stack.inventory.tomlfiles import parse_pdm, parse_poetry, parse_pylock, parse_uv
 
-LockFormat = Literal["auto", "requirements", "poetry", "uv", "pipfile", "pylock", "conda_env", "conda_lock"]
+LockFormat = Literal["auto", "requirements", "poetry", "uv", "pdm", "pipfile", "pylock", "conda_env", "conda_lock"]
 SbomFormat = Literal["auto", "cyclonedx", "spdx"]
 MAX_FILE_BYTES = 64 * 1024 * 1024
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
@@ -43,6 +44,8 @@ def lock_format(path: Path) -> LockFormat | None:
         return "poetry"
     if name == "uv.lock":
         return "uv"
+    if name == "pdm.lock":
+        return "pdm"
     if name == "pipfile.lock":
         return "pipfile"
     if name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml")):
@@ -65,6 +68,22 @@ def sbom_name(path: Path) -> bool:
     )
 
 
+SNIFF_BYTES = 64 * 1024
+_SBOM_MARK = re.compile(rb'"(?:bomFormat"\s*:\s*"CycloneDX|spdxVersion"\s*:\s*"SPDX-)')
+
+
+def sbom_content(path: Path) -> bool:
+    """Whether a JSON file is an SBOM by what it says, whatever its name (trivy writes
+    `results.json`, syft `sbom.syft.json`, and teams keep their own names): the marker key is
+    looked for in the file's first 64 KiB."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return False
+    return _SBOM_MARK.search(head) is not None
+
+
 def read_text(path: Path) -> str:
     try:
         size = path.stat().st_size
@@ -85,7 +104,8 @@ def read_lockfile(path: str | Path, fmt: LockFormat = "auto", target: Target | N
         raise InventoryError(
             str(file),
             "cannot tell the lock file format from the name; expected requirements*.txt, poetry.lock, uv.lock, "
-            "Pipfile.lock, pylock.toml, environment.yml or conda-lock.yml (or set `format`)",
+            "pdm.lock, Pipfile.lock, pylock.toml, environment.yml or conda-lock.yml (or set `format`, or "
+            "`--type PATH=FORMAT` on the command line)",
         )
     text = read_text(file)
     origin = str(file)
@@ -93,6 +113,7 @@ def read_lockfile(path: str | Path, fmt: LockFormat = "auto", target: Target | N
         "requirements": lambda: parse_requirements(text, origin, base=file.parent, target=target),
         "poetry": lambda: parse_poetry(text, origin, target),
         "uv": lambda: parse_uv(text, origin, target),
+        "pdm": lambda: parse_pdm(text, origin, target),
         "pipfile": lambda: parse_pipfile_lock(text, origin, target),
         "pylock": lambda: parse_pylock(text, origin, target),
         "conda_env": lambda: parse_environment(text, origin, base=file.parent, target=target),
@@ -162,7 +183,7 @@ def read_repo(
                 continue
             if lock_format(file) is not None:
                 parts.append(read_lockfile(file, target=target))
-            elif name.lower().endswith(".json") and sbom_name(file):
+            elif name.lower().endswith(".json") and (sbom_name(file) or sbom_content(file)):
                 parts.append(read_sbom(file))
     if not parts:
         raise InventoryError(str(root), "found no lock file, requirements file, conda file, SBOM or environment")
@@ -183,4 +204,8 @@ def read_path(path: str | Path) -> Inventory:
         return read_lockfile(target)
     if target.name.lower().endswith(".json"):
         return read_sbom(target)
-    raise InventoryError(str(target), "unsupported input: expected an environment, a directory, a lock file or an SBOM")
+    raise InventoryError(
+        str(target),
+        "unsupported input: expected an environment, a directory, a lock file or an SBOM "
+        "(name the format with --type PATH=FORMAT)",
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -45,6 +46,7 @@ _FILE_OPTIONS_WITH_VALUE = {
     "--require-hashes",
 }
 MAX_INCLUDE_DEPTH = 10
+MAX_INCLUDE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +85,11 @@ def parse_requirements(
     depth: int = 0,
     seen: frozenset[str] = frozenset(),
     target: Target | None = None,
+    root: Path | None = None,
 ) -> Inventory:
-    """Packages pinned in a requirements file (following `-r` includes relative to `base`); with a
-    target, only the lines whose markers hold there."""
-    return parse_lines(logical_lines(text), origin, base=base, depth=depth, seen=seen, target=target)
+    """Packages pinned in a requirements file (following `-r` includes relative to `base`, inside
+    `root`, by default `base`); with a target, only the lines whose markers hold there."""
+    return parse_lines(logical_lines(text), origin, base=base, depth=depth, seen=seen, target=target, root=root)
 
 
 def parse_lines(
@@ -97,6 +100,7 @@ def parse_lines(
     depth: int = 0,
     seen: frozenset[str] = frozenset(),
     target: Target | None = None,
+    root: Path | None = None,
 ) -> Inventory:
     """Packages pinned in requirement lines (a file, or the `pip:` list of a conda environment)."""
     packages: list[Package] = []
@@ -110,7 +114,7 @@ def parse_lines(
             if option in ("-i", "--index-url"):
                 index = value
             elif option in ("-r", "--requirement") and value:
-                included = _include(value, origin, base, line, depth, seen, target)
+                included = _include(value, origin, base, line, depth, seen, target, root)
                 packages.extend(included.packages)
                 notes.extend(included.notes)
                 files.extend(included.files)
@@ -140,23 +144,55 @@ def _option(line: Line, origin: str) -> tuple[str, str | None]:
     return option, parts[1].strip() if len(parts) > 1 else None
 
 
+class _IncludeRefused(InventoryError):
+    """An include not followed; the message names paths only."""
+
+
 def _include(
-    value: str, origin: str, base: Path | None, line: Line, depth: int, seen: frozenset[str], target: Target | None
+    value: str,
+    origin: str,
+    base: Path | None,
+    line: Line,
+    depth: int,
+    seen: frozenset[str],
+    target: Target | None,
+    root: Path | None,
 ) -> Inventory:
+    """The inventory of an `-r` include. Only files inside the directory of the file that was
+    asked for are followed: the reason of a failed source is shown to every reader, so an include
+    of `/etc/passwd` or `../.env` must never be opened, and a failing include is named by its path
+    and line only, never by its text."""
     if base is None:
-        raise InventoryError(origin, f"-r {value}: includes cannot be followed for this input", line.number, 1)
+        raise _IncludeRefused(origin, f"-r {value}: includes cannot be followed for this input", line.number, 1)
+    root = root or base.resolve()
     path = (base / value).resolve()
+    if not path.is_relative_to(root):
+        raise _IncludeRefused(origin, f"-r {value}: not followed; includes must stay inside {root}", line.number, 1)
     if depth >= MAX_INCLUDE_DEPTH or str(path) in seen:
-        raise InventoryError(
+        raise _IncludeRefused(
             origin, f"-r {value}: include cycle or more than {MAX_INCLUDE_DEPTH} levels", line.number, 1
         )
     try:
+        if path.stat().st_size > MAX_INCLUDE_BYTES:
+            raise _IncludeRefused(origin, f"-r {value}: larger than {MAX_INCLUDE_BYTES:,} bytes", line.number, 1)
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError(origin, f"-r {value}: cannot read {path}: {exc}", line.number, 1) from exc
-    return parse_requirements(
-        text, str(path), base=path.parent, depth=depth + 1, seen=seen | {str(path)}, target=target
-    )
+    except OSError as exc:
+        raise _IncludeRefused(
+            origin, f"-r {value}: cannot read it ({exc.strerror or 'error'})", line.number, 1
+        ) from None
+    except UnicodeDecodeError:
+        raise _IncludeRefused(origin, f"-r {value}: not UTF-8 text", line.number, 1) from None
+    try:
+        return parse_requirements(
+            text, str(path), base=path.parent, depth=depth + 1, seen=seen | {str(path)}, target=target, root=root
+        )
+    except _IncludeRefused:
+        raise
+    except InventoryError as exc:
+        at = f" line {exc.line}" if exc.line is not None else ""
+        raise _IncludeRefused(
+            origin, f"-r {value}: {path}{at} is not a valid requirements line", line.number, 1
+        ) from None
 
 
 def _strip_options(text: str) -> str:
@@ -180,7 +216,7 @@ def _requirement(line: Line, origin: str, index: str | None, selection: Selectio
             return None
         return found or f"{origin}:{line.number}: URL requirement without a wheel or sdist file name; not checked"
     try:
-        req = Requirement(text)
+        req = _parsed(text)
     except InvalidRequirement as exc:
         raise InventoryError(origin, f"invalid requirement {text!r}: {exc}", line.number, 1) from None
     if not selection.keeps(f"{req.name}{req.specifier}", req.marker):
@@ -193,6 +229,12 @@ def _requirement(line: Line, origin: str, index: str | None, selection: Selectio
         return package(req.name, specs[0].version, origin, line=line.number, index=index)
     shown = str(req.specifier) or "(any version)"
     return f"{origin}:{line.number}: {req.name}{shown} is not pinned to one version; not checked"
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> Requirement:
+    """Requirement parsing is the cost of a long file; repeated lines are parsed once."""
+    return Requirement(text)
 
 
 def _from_url(url: str, origin: str, line: Line, index: str | None, name: str | None = None) -> Package | None:

@@ -27,6 +27,20 @@ _CONDA_OS = {"linux": "linux", "darwin": "osx", "win32": "win"}
 _CONDA_ARCH = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le"}
 _NAMED_EXTRA = re.compile(r"""\bextra\s*==\s*(['"])(.+?)\1""")
 NOTE_NAMES = 12
+_ENV_KEYS = {
+    "python_version": re.compile(r"^\d+\.\d+$"),
+    "python_full_version": re.compile(r"^\d+\.\d+\.\d+$"),
+    "sys_platform": re.compile(r"^(linux|darwin|win32)$"),
+    "platform_machine": re.compile(r"^[A-Za-z0-9_]+$"),
+    "implementation_name": re.compile(r"^[a-z]+$"),
+}
+_ENV_HELP = {
+    "python_version": 'expected major.minor, e.g. "3.11"',
+    "python_full_version": 'expected major.minor.micro, e.g. "3.11.9"',
+    "sys_platform": "expected linux, darwin or win32",
+    "platform_machine": "expected a machine name such as x86_64, aarch64 or arm64",
+    "implementation_name": "expected a lower-case name such as cpython",
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,35 @@ class Target:
         arch = _CONDA_ARCH.get(platform_machine.lower())
         subdir = f"{_CONDA_OS[sys_platform]}-{arch}" if arch else None
         return cls(environment, subdir, python_full_version or python_version)
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        """`python_version=3.11,sys_platform=linux[,platform_machine=x86_64,python_full_version=3.11.9,
+        implementation_name=cpython]`: the configuration's `environment` on one line."""
+        values: dict[str, str] = {}
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            key, sep, value = item.partition("=")
+            key, value = key.strip(), value.strip().strip("'\"")
+            if not sep or key not in _ENV_KEYS:
+                raise ValueError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(_ENV_KEYS)}")
+            if not _ENV_KEYS[key].match(value):
+                raise ValueError(f"{key}={value!r}: {_ENV_HELP[key]}")
+            values[key] = value
+        if "python_version" not in values:
+            raise ValueError("python_version is required, e.g. python_version=3.11,sys_platform=linux")
+        full = values.get("python_full_version")
+        if full is not None and not full.startswith(values["python_version"] + "."):
+            raise ValueError(f"python_full_version {full!r} is not a {values['python_version']} release")
+        platform = values.get("sys_platform", "linux")
+        return cls.declare(
+            python_version=values["python_version"],
+            sys_platform=platform,  # type: ignore[arg-type]  # checked by its pattern
+            platform_machine=values.get("platform_machine", "x86_64"),
+            python_full_version=full,
+            implementation_name=values.get("implementation_name", "cpython"),
+        )
 
     @property
     def sys_platform(self) -> str:

@@ -1,4 +1,4 @@
-"""TOML lock files: poetry.lock, uv.lock and pylock.toml (PEP 751).
+"""TOML lock files: poetry.lock, uv.lock, pdm.lock and pylock.toml (PEP 751).
 
 `tomllib` parses them; pylock.toml is validated by `packaging.pylock`. Each package keeps the line
 of its `[[package]]` table so errors and SARIF results can point at it.
@@ -36,6 +36,11 @@ def load_toml(text: str, origin: str) -> dict[str, Any]:
         if "end of document" in message:
             raise InventoryError(origin, f"invalid TOML: {message}", max(1, len(text.splitlines()))) from None
         raise InventoryError(origin, f"invalid TOML: {message}") from None
+    except RecursionError:
+        raise InventoryError(origin, "refused: TOML nested too deeply") from None
+    except ValueError as exc:
+        # e.g. an integer of thousands of digits (Python's int conversion limit)
+        raise InventoryError(origin, f"refused: {str(exc)[:200]}") from None
 
 
 def table_lines(text: str, header: str) -> list[int]:
@@ -166,5 +171,40 @@ def parse_pylock(text: str, origin: str, target: Target | None = None) -> Invent
     python = str(lock.requires_python) if lock.requires_python else None
     if python:
         notes.append(f"{origin}: requires-python {python} (a constraint, not one version)")
+    notes.extend(selection.notes())
+    return Inventory("lockfile", origin, tuple(packages), files=(origin,), notes=tuple(notes))
+
+
+def parse_pdm(text: str, origin: str, target: Target | None = None) -> Inventory:
+    """pdm.lock: `[[package]]` tables with `version`, `groups` and a PEP 508 `marker`."""
+    doc = load_toml(text, origin)
+    metadata = doc.get("metadata")
+    if not isinstance(metadata, Mapping) or "package" not in doc and "lock_version" not in metadata:
+        raise InventoryError(origin, "expected a pdm.lock with `[metadata]` and `[[package]]` tables", 1)
+    lines = table_lines(text, "package")
+    packages: list[Package] = []
+    notes: list[str] = []
+    selection = Selection(target, origin)
+    for index, entry in enumerate(_entries(doc, "package", origin)):
+        line = lines[index] if index < len(lines) else None
+        where = f"package[{index}]"
+        name = _string(entry, "name", origin, where, line)
+        if "version" not in entry:
+            notes.append(f"{origin}:{line}: {name} has no version (a VCS, file or editable source); not checked")
+            continue
+        version = _string(entry, "version", origin, f"{where} ({name})", line)
+        marker = entry.get("marker")
+        if not selection.keeps(f"{name}=={version}", marker if isinstance(marker, str) else None):
+            continue
+        groups = entry.get("groups")
+        dev = isinstance(groups, list) and bool(groups) and "default" not in groups
+        packages.append(package(name, version, origin, line=line, scope="dev" if dev else None))
+    targets = metadata.get("targets")
+    if isinstance(targets, list):
+        pythons = sorted(
+            {str(t["requires_python"]) for t in targets if isinstance(t, Mapping) and "requires_python" in t}
+        )
+        if pythons:
+            notes.append(f"{origin}: requires_python {', '.join(pythons)} (a constraint, not one version)")
     notes.extend(selection.notes())
     return Inventory("lockfile", origin, tuple(packages), files=(origin,), notes=tuple(notes))

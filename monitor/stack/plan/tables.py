@@ -1,4 +1,4 @@
-"""Tables of the remediation plan (created by migration `0008_plans`).
+"""Tables of the remediation plan (created by migration `0006_plans`).
 
 - `stack_index_pages`: the last PEP 691 project page read per (index, project), compacted, with
   when it was read and, while the index fails, the error and since when (a plan built from a stale

@@ -78,13 +78,26 @@ def _ratings(finding: Finding) -> list[VulnerabilityRating]:
     return ratings
 
 
+def package_url(pkg: Package) -> PackageURL:
+    """The purl of a package in its own ecosystem: conda's name as conda spells it (`pytorch`,
+    `_libgcc_mutex`) with its build and channel, never the PyPI name it is matched under."""
+    if pkg.ecosystem != "conda":
+        return PackageURL(type="pypi", name=pkg.name, version=pkg.version)
+    qualifiers: dict[str, str] = {}
+    if pkg.build:
+        qualifiers["build"] = pkg.build
+    if pkg.index:
+        qualifiers["channel"] = pkg.index
+    return PackageURL(type="conda", name=pkg.native_name or pkg.name, version=pkg.version, qualifiers=qualifiers)
+
+
 def _component(target: str, index: int, pkg: Package) -> Component:
-    purl = PackageURL(type="conda" if pkg.ecosystem == "conda" else "pypi", name=pkg.name, version=pkg.version)
+    purl = package_url(pkg)
     properties = [Property(name="mlmon:target", value=target), Property(name="mlmon:origin", value=pkg.origin)]
     if pkg.scope:
         properties.append(Property(name="mlmon:scope", value=pkg.scope))
     return Component(
-        name=pkg.name,
+        name=purl.name,
         version=pkg.version,
         type=ComponentType.LIBRARY,
         purl=purl,

@@ -91,6 +91,9 @@ def test_invalid_settings_are_refused_and_change_nothing(make_runtime: RuntimeFa
         response = client.put(url, json=body)
         assert response.status_code == 422, (url, response.text)
         assert fragment in response.text, (url, response.text)
+        assert str(runtime.settings.config) not in response.text, "a refused change names no file"
+    # an owner's refused change says nothing about the file: the reload gauge stays at 1
+    assert runtime.metrics.get_sample_value("mlmon_config_last_reload_successful") == 1
     assert runtime.config is before and client.get("/api/v1/projects/churn/settings").json() == []
     assert client.put("/api/v1/projects/nope/budget", json={"amount": 1}).status_code == 404
     other = client.put("/api/v1/projects/vision/budget", json={"amount": 1})

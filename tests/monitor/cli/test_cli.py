@@ -302,3 +302,32 @@ def test_migrate_a_fresh_sqlite_file(tmp_path: Path) -> None:
         assert {"series", "samples", "events", "source_runs", "source_state"} <= set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_check_config_refuses_an_empty_configuration_unless_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("retention: {raw: 30d}\n")
+    refused = mlmon("check-config", str(path))
+    assert refused.returncode == 1
+    assert (
+        refused.stderr.startswith(f"{path}:1:1: projects: no projects are configured")
+        and "--allow-empty" in refused.stderr
+    )
+    allowed = mlmon("check-config", "--allow-empty", str(path))
+    assert allowed.returncode == 0 and "OK (0 projects" in allowed.stdout
+
+
+def test_check_config_warns_of_unset_env_variables_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "env.yaml"
+    path.write_text(
+        SOURCE_HEAD
+        + "        kind: push\n        params: {expect: [{metric: accuracy, max_age: 1h}]}\n"
+        + "receivers:\n  - name: hook\n    webhook: {url_env: H16_NOT_SET_URL}\n"
+        + "  - name: chat\n    slack: {url_env: H16_SET_URL}\n"
+    )
+    done = mlmon("check-config", str(path), env={"H16_SET_URL": "https://chat.example/hook"})
+    assert done.returncode == 0, done.stderr
+    line = path.read_text().splitlines().index("    webhook: {url_env: H16_NOT_SET_URL}") + 1
+    assert done.stderr.strip().splitlines() == [
+        f"warning: {path}:{line}:15: receivers[0].webhook.url_env: environment variable H16_NOT_SET_URL is not set"
+    ]

@@ -36,9 +36,10 @@ from monitor.runner import SourceRunner
 from monitor.runtime import Runtime, config_checks
 from monitor.services import build_engine, prepare_database
 from monitor.stack.sync import tick
-from tests.monitor.spend.test_opencost import answer as opencost_answer
+from tests.monitor.spend.servers import QueryRecordingServer
+from tests.monitor.spend.test_opencost import echoing
 from tests.monitor.stack.support import PackageIndex, torch_releases
-from tests.support.http_server import Answer, LocalHttpServer
+from tests.support.http_server import LocalHttpServer
 from tests.support.peers import (
     REPO,
     free_port,
@@ -267,7 +268,7 @@ rules:
   - {{name: torch-stale, kind: stale, sources: [deps], params: {{max_minors_behind: 2}}}}
   - {{name: accuracy-drop, kind: drop, sources: [nightly-eval],
      params: {{metric: accuracy, min_drop: 0.02, examples_metric: accuracy_examples}}}}
-  - {{name: feature-drift, kind: distribution, sources: [nightly-eval], params: {{dataset: features}}}}
+  - {{name: feature-drift, kind: distribution, sources: [nightly-eval], params: {{dataset: features, correction: bonferroni}}}}
 receivers:
   - {{name: hook, webhook: {{url: "{hook}"}}}}
   - {{name: pager, webhook: {{url: "http://127.0.0.1:{closed}/pager"}}}}
@@ -364,8 +365,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("grafana")
     requirements = tmp / "requirements.txt"
     requirements.write_text("torch==2.5.1+cu121\nnumpy==1.16.0\n")
-    with LocalHttpServer() as opencost, LocalHttpServer() as index_server:
-        opencost.route("/allocation", Answer(opencost_answer()))
+    with QueryRecordingServer() as opencost, LocalHttpServer() as index_server:
+        opencost.route("/allocation", echoing(opencost))
         index = PackageIndex(index_server, {"torch": torch_releases()})
         hook = WebhookSink().open()
         config = tmp / "mlmon.yaml"

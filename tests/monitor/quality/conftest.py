@@ -81,3 +81,20 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
         log.close()
+
+
+EVIDENTLY_VERSION = "0.7.23"
+EVIDENTLY_HOW = (
+    "create its venv: python3 -m venv .venv-evidently && .venv-evidently/bin/pip install "
+    f"evidently=={EVIDENTLY_VERSION} 'pandas<3' (or point MLMON_TEST_EVIDENTLY_PYTHON at a Python with it)"
+)
+
+
+@pytest.fixture(scope="session")
+def evidently_python() -> Path:
+    """The interpreter of Evidently's own venv (its pins would fight mlmon's)."""
+    configured = os.environ.get("MLMON_TEST_EVIDENTLY_PYTHON")
+    path = Path(configured) if configured else REPO / ".venv-evidently" / "bin" / "python"
+    if not path.exists():
+        missing(f"Evidently {EVIDENTLY_VERSION} ({path})", EVIDENTLY_HOW)
+    return path

@@ -63,3 +63,14 @@ def test_unreadable_input_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "columns ['nope'] are not in both tables" in result.stderr
     result = _run(str(ref), str(tmp_path / "missing.csv"))
     assert result.returncode == 2
+
+
+def test_text_in_a_numeric_current_column_names_the_file_and_line(tmp_path: Path) -> None:
+    ref = _write(tmp_path / "ref.csv", 0.0, 0.3, 1)
+    current = tmp_path / "cur.csv"
+    lines = ref.read_text().splitlines()
+    lines[7] = "n/a-ish," + lines[7].split(",", 1)[1]  # line 8 of the file: text in `age`
+    current.write_text("\n".join(lines) + "\n")
+    done = _run(str(ref), str(current))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{current}:8: column 'age': 'n/a-ish' is not a number; the reference column is numeric" in done.stderr

@@ -91,7 +91,8 @@ def test_alias_metrics_history_and_pace(
         (1795650265353, 0.93),
     ]
     now_ms = ms_from_datetime(RECORDED_AT)
-    assert world.latest("model_version") == {labels: [(now_ms, 2.0)]}
+    # At the promotion too (here the first sight's estimate), so version baselines line up.
+    assert world.latest("model_version") == {labels: [(1795650271546, 2.0), (now_ms, 2.0)]}
     # First sight: the version's last update (1795650271546) is the best evidence of the promotion.
     assert world.latest("model_promotion_age_seconds")[labels] == [
         (now_ms, pytest.approx((now_ms - 1795650271546) / 1000))
@@ -151,8 +152,10 @@ def test_stage_and_logged_model_fallback(
     world = _collecting(make_runtime, server, clock, params)
     record = world.run("registry")
     assert record.ok, record.error
+    # Stamped no earlier than the version became the served one (its last update, 1795650297291,
+    # on first sight): the value is the served version's from then on.
     assert world.latest("accuracy") == {
-        (("model", "churn-classifier"), ("stage", "Production")): [(1795650271804, 0.92)]
+        (("model", "churn-classifier"), ("stage", "Production")): [(1795650297291, 0.92)]
     }
     (seen,) = server.requests(f"{API}/registered-models/get-latest-versions")
     assert seen.method == "POST" and b'"stages":["Production"]' in seen.body

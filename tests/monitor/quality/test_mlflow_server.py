@@ -207,3 +207,82 @@ projects:
     assert world.latest("model_version")[labels][-1][1] == 2.0
     age = world.latest("model_promotion_age_seconds")[labels][-1][1]
     assert 0 <= age < 600, "a stage transition updates the version: its time is the promotion time"
+
+
+def _rollback_config(url: str, seeded: Seeded) -> str:
+    return f"""
+projects:
+  - id: churn
+    name: Churn classifier
+    owners: [{{name: Ada, email: ada@example.com}}]
+    sources:
+      - name: registry
+        kind: mlflow
+        timeout: 30s
+        params:
+          url: {url}
+          models:
+            - name: {seeded.model}
+              alias: production
+              promoted_at_tag: promoted_at
+              metrics: [{{key: eval_accuracy, metric: accuracy, examples_key: eval_examples}}]
+      - name: baselines
+        kind: baseline
+        params:
+          baselines:
+            - {{metric: accuracy, version: "1", name: accuracy_v1, join_on: [model, alias], search: 30d}}
+            - {{metric: accuracy, version: "2", name: accuracy_v2, join_on: [model, alias], search: 30d}}
+      - name: never-served
+        kind: baseline
+        params:
+          baselines:
+            - {{metric: accuracy, version: "9", join_on: [model, alias], search: 30d}}
+"""
+
+
+def test_rollback_stale_tag_and_version_baselines(mlflow_server: MlflowServer, make_runtime: RuntimeFactory) -> None:
+    """v1 -> v2 -> v1 with v1 still tagged with its first promotion (10 days ago): the series shows
+    v1's value again at the rollback, the move is timed by the poll (not 10 days back), and the
+    baselines of versions 1 and 2 each find their own values."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    day_ms = int((now - timedelta(days=1)).timestamp() * 1000)
+    seeded = _seed(mlflow_server, day_ms)
+    ten_days_ago = (now - timedelta(days=10)).isoformat().replace("+00:00", "Z")
+    mlflow_server.seed(
+        [{"op": "version_tag", "name": seeded.model, "version": "1", "key": "promoted_at", "value": ten_days_ago}]
+    )
+    clock = FrozenClock(now)
+    runtime = make_runtime(_rollback_config(mlflow_server.url, seeded), clock=clock)
+    world = Collecting(runtime, clock)
+    labels = (("alias", "production"), ("model", seeded.model))
+
+    assert world.run("registry").ok
+    mlflow_server.seed([{"op": "alias", "name": seeded.model, "alias": "production", "version": "2"}])
+    clock.advance(timedelta(minutes=5))
+    assert world.run("registry").ok
+    assert world.latest("accuracy")[labels][-1] == (int(clock.now().timestamp() * 1000), 0.86)
+
+    mlflow_server.seed([{"op": "alias", "name": seeded.model, "alias": "production", "version": "1"}])
+    clock.advance(timedelta(minutes=5))
+    rolled_back_ms = int(clock.now().timestamp() * 1000)
+    record = world.run("registry")
+    assert record.ok, record.error
+    assert world.latest("accuracy")[labels][-1] == (rolled_back_ms, 0.93), "the serving model's value at once"
+    assert world.latest("accuracy_examples")[labels][-1] == (rolled_back_ms, 20000)
+    rollback = next(e for e in runtime.store.events.events(project="churn") if e.old == "2")
+    assert rollback.new == "1"
+    assert rollback.ts_ms == rolled_back_ms, "not dated 10 days back by the stale tag"
+    assert "its promoted_at tag predates the previous poll" in rollback.describe()
+    with TestClient(create_app(runtime)) as client:
+        (pace,) = client.get("/api/v1/quality/models", params={"project": "churn"}).json()
+        assert pace["history"]["current"]["how"] == "observed_stale_tag"
+        assert pace["promotion_age_seconds"] == 0
+
+    record = world.run("baselines")
+    assert record.ok, record.error
+    assert world.latest("accuracy_v2")[labels][-1][1] == 0.86, "version 2's own value"
+    assert world.latest("accuracy_v1")[labels][-1][1] == 0.93, "version 1's, before and after the rollback"
+    record = world.run("never-served")
+    assert not record.ok and record.error is not None
+    assert "no point taken while model_version was 9 (searched the last 4w2d)" in record.error
+    assert "0:00:00" not in record.error

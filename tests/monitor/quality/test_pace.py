@@ -31,6 +31,11 @@ def test_alias_move_is_timed_by_the_poll_stage_move_by_the_version_update() -> N
     tagged, moved = observe(first, "8", "1970-04-11T00:00:00Z", 100 * DAY + 5, None, 101 * DAY, WINDOW)
     assert moved is not None and moved.how == "tag" and moved.at_ms == 100 * DAY
     assert [p.version for p in alias.recent] == ["8"] and not alias.first_sight
+    # A rollback keeps the version's old tag: a tag before the previous poll (which still saw the
+    # old version) cannot time the move, so the poll does and says why.
+    stale, moved = observe(first, "8", "1970-03-22T00:00:00Z", 100 * DAY + 5, None, 101 * DAY, WINDOW)
+    assert moved is not None and moved.how == "observed_stale_tag" and moved.at_ms == 101 * DAY
+    assert stale.current.at_ms >= first.checked_ms, "times never go backwards past the previous poll"
 
 
 def test_promotions_in_the_window_and_json_round_trip() -> None:

@@ -88,17 +88,32 @@ def test_drop_two_proportion_test_against_a_baseline_series() -> None:
     assert verdict.condition is Condition.FIRE and verdict.details["p_value"] < 0.01
 
 
-def test_drop_examples_of_another_time_are_not_paired() -> None:
+def test_drop_examples_of_another_time_are_not_paired_and_the_rule_fails_closed() -> None:
     series = {
         "series": [_series("accuracy", [(NOW_MS, 0.89)])],
         "examples": [_series("accuracy_examples", [(NOW_MS - 60_000, 100)])],
     }
-    (verdict,) = _run(
-        "drop",
-        {"metric": "accuracy", "min_drop": 0.02, "baseline": 0.92, "examples_metric": "accuracy_examples"},
-        series,
-    ).verdicts
-    assert verdict.condition is Condition.FIRE and "n" not in verdict.details
+    params = {"metric": "accuracy", "min_drop": 0.02, "baseline": 0.92, "examples_metric": "accuracy_examples"}
+    (verdict,) = _run("drop", params, series).verdicts
+    assert verdict.condition is Condition.HOLD and "n" not in verdict.details
+    assert "no accuracy_examples point within 1s of the value" in verdict.details["reason"]
+    (verdict,) = _run("drop", params, {"series": series["series"], "examples": []}).verdicts
+    assert verdict.condition is Condition.HOLD, "no n at all: HOLD, never FIRE on the margin alone"
+
+
+def test_drop_examples_a_few_milliseconds_off_are_joined() -> None:
+    params = {"metric": "accuracy", "min_drop": 0.02, "baseline": 0.92, "examples_metric": "accuracy_examples"}
+    for offset, condition in ((1, Condition.FIRE), (-999, Condition.FIRE), (1001, Condition.HOLD)):
+        series = {
+            "series": [_series("accuracy", [(NOW_MS, 0.89)])],
+            "examples": [_series("accuracy_examples", [(NOW_MS + offset, 20_000)])],
+        }
+        (verdict,) = _run("drop", params, series).verdicts
+        assert verdict.condition is condition, offset
+        assert (verdict.details.get("n") == 20_000) is (condition is Condition.FIRE)
+    params["examples_tolerance"] = "2s"
+    (verdict,) = _run("drop", params, series).verdicts
+    assert verdict.condition is Condition.FIRE and verdict.details["test"] == "wilson"
 
 
 def test_drop_without_baseline_or_data_is_no_data() -> None:

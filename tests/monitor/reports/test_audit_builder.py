@@ -167,6 +167,12 @@ def test_report_of_inputs_by_hand() -> None:
     assert out["summary"]["counts"] == {"open": 0, "overdue": 2, "fixed": 0, "ignored": 0}  # due 2026-02-01
     assert out["summary"]["compliance"]["overdue"] == 2 and out["summary"]["compliance"]["rate"] == 0.0
     assert [c["id"] for c in out["changes"]] == [1, 3]  # vision is not in the report
-    assert out["evidence"] == {"advisories": None, "feeds": []}
+    assert out["evidence"] == {
+        "advisory_feed_state": "never fetched by 2026-02-20T00:00:00+00:00",
+        "advisories": None,
+        "feeds": [],
+    }
+    # findings are evidence of a scan even without an inventory; nobody is "not scanned" here
+    assert [p["scanned"] for p in out["projects"]] == [True, True] and out["summary"]["not_scanned"] == []
     assert out["projects"][0]["findings"][0]["aliases"] == ["GHSA-53q9-r3pm-6pq6", "PYSEC-2025-41"]
     assert out["projects"][0]["findings"][0]["days_exposed"] == 50.0

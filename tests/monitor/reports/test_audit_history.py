@@ -251,11 +251,12 @@ def test_current_report_packages_torch_evidence(timeline: Timeline) -> None:
     assert [(p["package"], p["version"]) for p in vision["packages"]] == [("numpy", "2.2.6"), ("torch", "2.6.0+cu124")]
     billing = project(doc, "billing")
     assert billing == {
-        "project": "billing", "name": "billing", "team": "finance", "owners": [], "configured": True, "torch": [],
-        "packages": [], "findings": [], "counts": {"open": 0, "overdue": 0, "fixed": 0, "ignored": 0},
+        "project": "billing", "name": "billing", "team": "finance", "owners": [], "configured": True,
+        "scanned": False, "first_read_at": None, "torch": [], "packages": [], "findings": [], "counts": {"open": 0, "overdue": 0, "fixed": 0, "ignored": 0},
         "compliance": {"met": 0, "missed": 0, "within": 0, "overdue": 0, "excepted": 0, "none": 0, "judged": 0, "rate": None},
         "sources": [], "plan": None,
     }  # fmt: skip
+    assert doc["summary"]["not_scanned"] == ["billing"]  # never scanned: "not scanned", not "0 open"
     osv = str(timeline.tmp / "osv")
     # one revision per sync (T1..T6); the records changed at T1 (5) and T6 (+1)
     assert doc["evidence"]["advisories"] == {

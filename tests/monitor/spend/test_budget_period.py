@@ -155,10 +155,11 @@ def test_a_month_of_spend_fires_each_threshold_on_its_day_and_resets_at_local_mi
     assert period.fired[("actual", "50%")] == date(2026, 11, 14)
     assert period.fired[("actual", "90%")] == date(2026, 11, 24)
     assert period.fired[("actual", "100%")] == date(2026, 11, 26)
-    # The forecast sees it coming two weeks earlier. On Nov 11 the 14 complete days Oct 28 - Nov 10
-    # average (4 x 10 + 10 x 40) / 14 = 31.4 a day: 400 spent + 20 days x 31.4 = 1,029 >= 1,000.
-    # On Nov 10: 360 + 21 x (5 x 10 + 9 x 40) / 14 = 975, not yet.
-    assert period.fired[("forecast", "100%")] == date(2026, 11, 11)
+    # The forecast sees it coming three weeks earlier. Spend stepped from 10 to 40 a day on Nov 1; on
+    # Nov 4 three complete days are at the new level, the level-shift forecast takes it: 120 spent +
+    # 27 days x 40 = 1,200 >= 1,000. (A trailing 14-day mean would lag until Nov 11: 1,029.) On Nov 3
+    # two days at 40 are too few to trust: (12 x 10 + 2 x 40) / 14 a day gives 80 + 28 x 14.3 = 480.
+    assert period.fired[("forecast", "100%")] == date(2026, 11, 4)
     assert ("unknown", "") not in period.fired
 
     full = period.alert("actual", "100%")

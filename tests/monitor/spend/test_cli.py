@@ -99,3 +99,23 @@ projects:
 @pytest.fixture(autouse=True)
 def _pyarrow() -> None:
     require_pyarrow()
+
+
+def test_status_on_a_missing_or_unmigrated_database_says_so_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "mlmon.yaml"
+    config.write_text("projects:\n  - id: churn\n    owners: [{name: Ada, email: ada@example.com}]\n", encoding="utf-8")
+    missing = CliRunner().invoke(main, ["spend", "status", "-c", str(config), "--database-url", "sqlite:///./mlmon.db"])
+    assert missing.exit_code == 2
+    assert "no database at ./mlmon.db: run `mlmon migrate` first" in missing.output
+    assert "Traceback" not in missing.output and not (tmp_path / "mlmon.db").exists()
+
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "empty.db").close()  # a file, but no tables
+    empty = CliRunner().invoke(
+        main, ["spend", "status", "-c", str(config), "--database-url", f"sqlite:///{tmp_path / 'empty.db'}"]
+    )
+    assert empty.exit_code == 2 and "is not migrated: run `mlmon migrate` first" in empty.output

@@ -152,6 +152,46 @@ def test_without_pyarrow_check_config_says_how_to_install_it(tmp_path: Path) -> 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert (
-        f"{path}:5:9: projects[0].sources[0].kind: reading FOCUS files needs pyarrow: install mlmon with the `focus` "
-        "extra (pip install 'mlmon[focus]')"
+        f"{path}:5:9: projects[0].sources[0].kind: reading FOCUS needs pyarrow: reinstall mlmon (pip install -e .), "
+        "which depends on it"
     ) in result.stderr
+
+
+TWO_DCGM = """
+projects:
+  - id: platform
+    sources:
+      - name: gpus-a
+        kind: dcgm
+        params: {{url: "http://prometheus-a:9090", rates: [{{model: A100, hourly: 2}}]}}
+      - name: gpus-b
+        kind: dcgm
+        params: {{url: "{second}", rates: [{{model: A100, hourly: 2}}]}}
+  - id: churn
+    spend:
+      budget:
+        amount: 1000
+{sources}
+"""
+
+
+def test_a_budget_never_counts_the_same_gpus_twice(tmp_path: Path) -> None:
+    path = tmp_path / "mlmon.yaml"
+    path.write_text(TWO_DCGM.format(second="http://prometheus-b:9090", sources=""))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, config_checks())
+    assert [str(i) for i in caught.value.issues] == [
+        f"{path}:13:7: projects[1].spend.budget.sources: without sources the budget counts every dcgm source "
+        "(platform/gpus-a, platform/gpus-b); two of them usually measure the same GPUs, which would count their "
+        "spend twice: name the ones to count in sources"
+    ]
+    path.write_text(TWO_DCGM.format(second="http://prometheus-a:9090/", sources="        sources: [gpus-a, gpus-b]"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, config_checks())
+    [issue] = [str(i) for i in caught.value.issues]
+    assert issue.endswith(
+        "spend sources platform/gpus-a and platform/gpus-b read the same dcgm data (http://prometheus-a:9090): "
+        "counting both would count that spend twice; keep one"
+    )
+    path.write_text(TWO_DCGM.format(second="http://prometheus-b:9090", sources="        sources: [gpus-a, gpus-b]"))
+    load_config(path, config_checks())  # two clusters, named: counted once each

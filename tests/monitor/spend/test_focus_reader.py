@@ -35,7 +35,7 @@ def params(**extra: object) -> FocusParams:
 
 def read(path: Path, **extra: object) -> FileAggregate:
     p = params(**extra)
-    return read_focus_file(path, p, zone(p.timezone), block_size=64 << 10)
+    return read_focus_file(path, p, zone(p.timezone))
 
 
 def sums(aggregate: FileAggregate) -> dict[tuple[str, str, str], float]:
@@ -66,15 +66,28 @@ def test_the_real_sample_adds_up_per_project_as_the_csv_module_does() -> None:
     expected = reference(sample_csv(), "application")
     got = sums(aggregate)
     assert aggregate.rows == 1000 and aggregate.currency == "USD"
+    scopes = ("gpu", "other", "purchase", "credit", "adjustment")
     for project, (billed, effective, _rows) in expected.items():
-        assert math.isclose(got[(project, "billed", "gpu")] + got[(project, "billed", "other")], billed, abs_tol=1e-9)
-        assert math.isclose(
-            got[(project, "effective", "gpu")] + got[(project, "effective", "other")], effective, abs_tol=1e-9
-        )
+        assert math.isclose(sum(got[(project, "billed", s)] for s in scopes), billed, abs_tol=1e-9)
+        assert math.isclose(sum(got[(project, "effective", s)] for s in scopes), effective, abs_tol=1e-9)
     # 289 rows have Tags NULL and 51 Microsoft rows have tags without `application`: unattributed, kept
     assert aggregate.unattributed_rows == expected[UNATTRIBUTED][2] == 340
     assert math.isclose(aggregate.billed, sum(v[0] for v in expected.values()), abs_tol=1e-9)
     assert aggregate.days == [date(2024, 9, d) for d in range(1, 31)]
+
+
+def test_credits_and_adjustments_are_kept_apart_from_usage() -> None:
+    """The sample's one Credit row (-2.6137) and two Adjustment rows (0.272 together)."""
+    _, rows = read_rows(sample_csv())
+    by_category: dict[str, float] = defaultdict(float)
+    for row in rows:
+        by_category[row["ChargeCategory"]] += float(row["BilledCost"])
+    got = sums(read(sample_csv()))
+    for scope, category in (("credit", "Credit"), ("adjustment", "Adjustment")):
+        total = sum(v for (_, basis, s), v in got.items() if basis == "billed" and s == scope)
+        assert math.isclose(total, by_category[category], abs_tol=1e-9) and total != 0
+    usage = sum(v for (_, basis, s), v in got.items() if basis == "billed" and s in ("gpu", "other"))
+    assert math.isclose(usage, by_category["Usage"], abs_tol=1e-9)
 
 
 def test_only_the_ten_gpu_instance_rows_are_gpu_spend_with_their_gpu_hours() -> None:
@@ -197,11 +210,14 @@ def test_missing_mandatory_columns_are_named(tmp_path: Path) -> None:
     assert str(caught.value).startswith(f"{path}: column EffectiveCost, BillingCurrency: missing mandatory columns")
 
 
-def test_a_column_an_attribution_rule_reads_must_exist(tmp_path: Path) -> None:
+def test_a_column_an_attribution_rule_reads_must_exist_but_tags_may_be_absent(tmp_path: Path) -> None:
     header, rows = read_rows(gpu_rows_csv())
-    path = write_rows(tmp_path / "no-tags.csv", [h for h in header if h != "Tags"], rows)
-    with pytest.raises(FocusFileError, match="missing mandatory column Tags"):
-        read(path)
+    path = write_rows(tmp_path / "no-tags.csv", [h for h in header if h not in ("Tags", "SubAccountId")], rows)
+    # FOCUS makes Tags conditional: a file without it has no tags, every row unattributed by a tag rule
+    aggregate = read(path)
+    assert aggregate.rows == len(rows) and aggregate.unattributed_rows == len(rows)
+    with pytest.raises(FocusFileError, match="missing mandatory column SubAccountId"):
+        read(path, attribution=[{"tag": "application"}, {"column": "SubAccountId", "equals": "1", "project": "x"}])
 
 
 @pytest.mark.parametrize(

@@ -238,3 +238,53 @@ def test_a_directory_reads_data_files_only_and_exclude_sets_files_aside(
 @pytest.fixture(autouse=True)
 def _pyarrow() -> None:
     require_pyarrow()
+
+
+def _append(path: Path, charges: list[Charge]) -> None:
+    """Rows added at the end of the file, as an exporter growing a monthly CSV does."""
+    from tests.monitor.spend.focus_data import focus_rows, write_rows
+
+    header, rows = focus_rows(charges)
+    scratch = path.with_suffix(".more")
+    write_rows(scratch, header, rows)
+    lines = scratch.read_text(encoding="utf-8").splitlines(keepends=True)[1:]
+    with path.open("a", encoding="utf-8") as out:
+        out.writelines(lines)
+    scratch.unlink()
+    touch(path)
+
+
+def test_an_appended_file_reads_only_the_new_rows_and_adds_them(world: World, tmp_path: Path) -> None:
+    path = write_focus(tmp_path / "exports" / "sep.csv", hourly(date(2024, 9, 1), date(2024, 9, 10), 1.0, "churn"))
+    assert world.run().ok
+    _append(
+        path,
+        hourly(date(2024, 9, 10), date(2024, 9, 12), 4.0, "churn")
+        + hourly(date(2024, 9, 12), date(2024, 9, 12), 3.0, "vision"),
+    )
+    grown = world.run()
+    assert grown.ok, grown
+    event = world.runtime.store.events.events(project="finops", kinds=["spend_file_read"])[0]
+    assert "read 8 rows appended to" in event.message and "the rows before were not read again" in event.message
+    churn = world.billed("churn")
+    assert churn[date(2024, 9, 1)] == 2.0 and churn[date(2024, 9, 9)] == 2.0
+    assert churn[date(2024, 9, 10)] == 2.0 + 8.0 and churn[date(2024, 9, 12)] == 8.0
+    assert world.billed("vision") == {date(2024, 9, 12): 6.0}
+    status = world.runtime.store.sources.status("finops", "aws")
+    assert status is not None
+    [entry] = status.checkpoint["files"].values()
+    assert entry["rows"] == 20 + 8 and entry["last_day"] == "2024-09-12"
+
+
+def test_an_appended_bad_row_is_named_by_its_row_in_the_whole_file(world: World, tmp_path: Path) -> None:
+    path = write_focus(tmp_path / "exports" / "sep.csv", hourly(date(2024, 9, 1), date(2024, 9, 2), 1.0, "churn"))
+    assert world.run().ok
+    with path.open("a", encoding="utf-8") as out:
+        out.write(path.read_text(encoding="utf-8").splitlines()[1].replace("1.00000000000", "one", 1) + "\n")
+    touch(path)
+    failed = world.run()
+    assert not failed.ok
+    assert "row 5, column BilledCost: expected a number, got 'one' (in rows appended since the last run)" in str(
+        failed.error
+    )
+    assert world.billed("churn") == {date(2024, 9, 1): 2.0, date(2024, 9, 2): 2.0}

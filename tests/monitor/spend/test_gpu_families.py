@@ -62,3 +62,27 @@ def test_sku_price_details_and_units() -> None:
         False,
         False,
     ]
+
+
+def test_the_candidate_pattern_matches_every_instance_the_table_knows() -> None:
+    """The SQL prefilter may let non-GPU rows through, never hold a GPU row back."""
+    import re
+
+    from collectors.spend.gpu_families import AWS, AZURE, GCP_G2, candidate_pattern
+
+    pattern = re.compile(candidate_pattern({"x9.big": 4, "trn-special": 1}))
+    texts = [f"{family}.{size}" for family, sizes in AWS.items() for size in sizes]
+    texts += [f"ml.{family}.{size}" for family, sizes in AWS.items() for size in sizes]
+    texts += [f"Standard_{size.upper()}" for size in AZURE] + ["NC24ads A100 v4 Low Priority"]
+    texts += [f"g2-standard-{n}" for n in GCP_G2] + [
+        "a2-highgpu-4g",
+        "a3-megagpu-8g",
+        "BM.GPU.H100.8",
+        "x9.big",
+        "TRN-SPECIAL",
+    ]
+    texts += ["$1.624 per On Demand Linux g5.4xlarge Instance Hour"]
+    for text in texts:
+        assert find_gpu_instance(text, {"x9.big": 4, "trn-special": 1}) is not None or text.startswith("NC24ads"), text
+        assert pattern.search(text), text
+    assert not pattern.search("$0.0104 per On Demand Linux t3.micro Instance Hour")

@@ -34,13 +34,14 @@ def allocation(
     efficiency: float | None,
     usage: float = 0.0,
     request: float = 0.0,
+    window: tuple[str, str] = ("2026-11-19T00:00:00Z", "2026-11-20T00:00:00Z"),
 ) -> dict[str, Any]:
     return {
         "name": name,
         "properties": {"cluster": "cluster-one", "namespace": namespace},
-        "window": {"start": "2026-11-19T00:00:00Z", "end": "2026-11-20T00:00:00Z"},
-        "start": "2026-11-19T00:00:00Z",
-        "end": "2026-11-20T00:00:00Z",
+        "window": {"start": window[0], "end": window[1]},
+        "start": window[0],
+        "end": window[1],
         "minutes": 1440.0,
         "cpuCores": 4.0,
         "cpuCoreRequestAverage": 4.0,
@@ -82,7 +83,19 @@ def allocation(
     }
 
 
-def answer(day_factor: float = 1.0) -> dict[str, Any]:
+def asked(server: QueryRecordingServer) -> tuple[str, str]:
+    """The window of the last request, as OpenCost echoes it in each allocation."""
+    start, end = server.last_query()["window"][0].split(",")
+    return start, end
+
+
+def echoing(server: QueryRecordingServer, day_factor: float = 1.0) -> Any:
+    return lambda _seen: Answer(answer(day_factor, asked(server)))
+
+
+def answer(
+    day_factor: float = 1.0, window: tuple[str, str] = ("2026-11-19T00:00:00Z", "2026-11-20T00:00:00Z")
+) -> dict[str, Any]:
     return {
         "code": 200,
         "status": "success",
@@ -97,6 +110,7 @@ def answer(day_factor: float = 1.0) -> dict[str, Any]:
                     efficiency=0.25,
                     usage=0.5,
                     request=2.0,
+                    window=window,
                 ),
                 "vision-team": allocation(
                     "vision-team",
@@ -107,11 +121,20 @@ def answer(day_factor: float = 1.0) -> dict[str, Any]:
                     efficiency=None,
                     usage=0.9,
                     request=1.0,
+                    window=window,
                 ),
                 "__unallocated__": allocation(
-                    "__unallocated__", "kube-system", gpu_hours=0.0, gpu_cost=0.0, total=12.5, efficiency=0.0
+                    "__unallocated__",
+                    "kube-system",
+                    gpu_hours=0.0,
+                    gpu_cost=0.0,
+                    total=12.5,
+                    efficiency=0.0,
+                    window=window,
                 ),
-                "__idle__": allocation("__idle__", "", gpu_hours=24.0, gpu_cost=55.0, total=80.0, efficiency=0.0),
+                "__idle__": allocation(
+                    "__idle__", "", gpu_hours=24.0, gpu_cost=55.0, total=80.0, efficiency=0.0, window=window
+                ),
             }
         ],
     }
@@ -160,7 +183,7 @@ def test_allocation_per_day_becomes_gpu_and_other_spend_gpu_hours_and_busy_time(
     make_runtime: RuntimeFactory, db_url: str
 ) -> None:
     with QueryRecordingServer() as server:
-        server.route("/allocation", Answer(answer()))
+        server.route("/allocation", echoing(server))
         clock = FrozenClock(NOW)
         runtime = make_runtime(CONFIG.format(url=server.url("")), database_url=db_url, clock=clock)
         record = run(runtime, clock)
@@ -193,11 +216,11 @@ def test_allocation_per_day_becomes_gpu_and_other_spend_gpu_hours_and_busy_time(
 
 def test_the_next_run_fetches_again_only_recent_days_and_replaces_them(make_runtime: RuntimeFactory) -> None:
     with QueryRecordingServer() as server:
-        server.route("/allocation", Answer(answer(1.0)))
+        server.route("/allocation", echoing(server, 1.0))
         clock = FrozenClock(NOW)
         runtime = make_runtime(CONFIG.format(url=server.url("")), clock=clock)
         assert run(runtime, clock).ok
-        server.route("/allocation", Answer(answer(2.0)))  # OpenCost revised yesterday's numbers
+        server.route("/allocation", echoing(server, 2.0))  # OpenCost revised yesterday's numbers
         clock.advance(timedelta(hours=1))
         before = len(server.queries("/allocation"))
         assert run(runtime, clock).ok
@@ -230,6 +253,20 @@ def test_bad_answers_fail_the_run_with_the_reason(make_runtime: RuntimeFactory, 
         runtime = make_runtime(CONFIG.format(url=server.url("")), clock=clock)
         record = run(runtime, clock)
     assert not record.ok and expected in (record.error or "")
+    assert runtime.store.samples.count_series() == 0
+
+
+def test_an_answer_for_another_window_than_asked_is_refused(make_runtime: RuntimeFactory) -> None:
+    """OpenCost answers a window it cannot parse (or snaps one) with another: never booked as the day asked."""
+    with QueryRecordingServer() as server:
+        server.route("/allocation", Answer(answer()))  # always yesterday's window, whatever is asked
+        clock = FrozenClock(NOW)
+        runtime = make_runtime(CONFIG.format(url=server.url("")), clock=clock)
+        record = run(runtime, clock)
+    assert not record.ok
+    assert "OpenCost answered for 2026-11-19T00:00:00Z..2026-11-20T00:00:00Z, not the requested day" in (
+        record.error or ""
+    )
     assert runtime.store.samples.count_series() == 0
 
 
@@ -268,7 +305,13 @@ def test_idle_gpus_and_a_spend_spike_alert_the_owners_through_the_engine(make_ru
             day = server.last_query()["window"][0][:10]
             spike = 3.0 if day == "2026-11-19" else 1.0  # yesterday, the last complete day, costs triple
             churn = allocation(
-                "churn", "ml-churn", gpu_hours=48, gpu_cost=120 * spike, total=124 * spike, efficiency=0.05
+                "churn",
+                "ml-churn",
+                gpu_hours=48,
+                gpu_cost=120 * spike,
+                total=124 * spike,
+                efficiency=0.05,
+                window=asked(server),
             )
             return Answer({"code": 200, "status": "success", "data": [{"churn": churn}]})
 

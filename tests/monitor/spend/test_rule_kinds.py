@@ -100,6 +100,43 @@ def test_a_working_week_forecast_says_it_runs_per_weekday() -> None:
     assert details["forecast_text"].endswith(", one rate per weekday)")
 
 
+def test_a_50_percent_step_fires_the_forecast_alert_the_day_it_is_detectable_and_says_so() -> None:
+    """Daily spend 80 until 2026-11-06, 120 from the 7th: November ends at 6 x 80 + 24 x 120 = 3,360 against a
+    3,000 budget (12% over). A trailing 28-day mean stays under 3,000 for days; the level-shift forecast
+    fires once three days at the new level are complete, and says why."""
+    history = {**days(date(2026, 10, 1), date(2026, 11, 6), 80.0), **days(date(2026, 11, 7), date(2026, 11, 30), 120.0)}
+    fired_on = None
+    for today in [date(2026, 11, d) for d in range(7, 16)]:
+        now = datetime(today.year, today.month, today.day, 12, tzinfo=UTC)
+        daily = {d: v for d, v in history.items() if d < today} | {today: history[today] / 2}  # today half billed
+        got = verdicts(budget, {}, project([focus_days(daily)], {"budget": {"amount": 3000}}), now)
+        forecast = got["spend=forecast,threshold=100%"]
+        complete = [history[today - timedelta(days=i)] for i in range(28, 0, -1)]
+        spent = sum(v for d, v in history.items() if d.month == 11 and d < today)
+        trailing = spent + sum(complete) / 28 * (31 - today.day)
+        if forecast.condition is Condition.FIRE:
+            fired_on = today
+            assert trailing < 3000  # the old forecast would have stayed silent that day
+            assert forecast.details["forecast"] == pytest.approx(3360.0)
+            assert (
+                ", at the new level of the last 3 days: daily spend rose from 80.00 USD to 120.00 USD"
+                in (forecast.details["forecast_text"])
+            )
+            assert forecast.details["forecast_shift"].startswith("at the new level of the last 3 days")
+            break
+    assert fired_on == date(2026, 11, 10)  # the 7th, 8th and 9th complete at the new level
+
+
+def test_steady_noisy_spend_shows_no_level_shift() -> None:
+    import random
+
+    rnd = random.Random(5)
+    daily = {d: 100.0 + rnd.gauss(0, 8) for d in days(date(2026, 10, 20), date(2026, 11, 19), 0.0)}
+    data = project([focus_days({**daily, date(2026, 11, 20): 50.0})], {"budget": {"amount": 5000}})
+    details = verdicts(budget, {}, data)["spend=forecast,threshold=100%"].details
+    assert details["forecast_shift"] is None and "new level" not in details["forecast_text"]
+
+
 def test_a_source_in_another_currency_is_never_summed_and_the_budget_reports_why() -> None:
     daily = days(date(2026, 11, 1), date(2026, 11, 19), 500.0)
     data = project([focus_days(daily, currency="EUR")], {"budget": {"amount": 1000, "currency": "USD"}})
@@ -202,6 +239,23 @@ def test_idle_gpu_clears_holds_and_ignores_tiny_use(share: float, hours: float, 
     source = gpu_days({date(2026, 11, 20): hours}, share)
     params = {"floor": 0.1, "clear": 0.2, "window": "1d", "min_gpu_hours": 1}
     assert verdicts(idle_gpu, params, project([source]))[""].condition is condition
+
+
+def test_idle_gpus_no_project_claims_alert_the_project_owning_the_source() -> None:
+    """A GPU held by no pod lands in __unattributed__; the platform project that owns the dcgm
+    source hears about it, labelled so, next to its own verdict."""
+    own = gpu_days({date(2026, 11, 20): 10.0}, 0.6)
+    nobody = gpu_days({date(2026, 11, 19): 48.0, date(2026, 11, 20): 24.0}, 0.0)
+    data = project([own])
+    data = ProjectSpend(
+        data.project, data.settings, data.forecast, data.sources, data.counted, data.efficiency, [],
+        {DCGM.ref: nobody},
+    )  # fmt: skip
+    got = verdicts(idle_gpu, {"window": "2d", "min_gpu_hours": 4}, data)
+    assert got[""].condition is Condition.CLEAR
+    unclaimed = got["attributed_project=__unattributed__"]
+    assert unclaimed.condition is Condition.FIRE and unclaimed.value == 0.0
+    assert unclaimed.details["message"].startswith("GPUs no project claims were busy 0% of the 72.0 GPU-hours held")
 
 
 def test_unknown_busy_time_is_not_idle_time() -> None:

@@ -491,3 +491,30 @@ def test_version_changes_between_inventories() -> None:
     assert [c.kind for c in found] == ["upgrade", "downgrade", "removed", "added"]
     assert changes(None, new) == []
     assert changes(inv(torch="2.5.1+cu121"), inv(torch="2.5.1+cu124"))[0].kind == "rebuild"
+
+
+def test_includes_are_followed_only_inside_the_lock_files_directory(tmp_path: Path) -> None:
+    secret = "DB_PASSWORD=hunter2"
+    write(tmp_path / ".env", secret + "\n")
+    write(tmp_path / "app" / "common" / "base.txt", "numpy==2.1.0\n")
+    write(tmp_path / "app" / "common" / "broken.txt", f"{secret}\n")
+    inside = write(tmp_path / "app" / "requirements.txt", "-r common/base.txt\ntorch==2.5.1\n")
+    assert {p.name for p in read_lockfile(inside).packages} == {"numpy", "torch"}
+    for include in ("../.env", "/etc/passwd", "common/../../.env"):
+        path = write(tmp_path / "app" / "requirements.txt", f"torch==2.5.1\n-r {include}\n")
+        with pytest.raises(InventoryError) as raised:
+            read_lockfile(path)
+        assert raised.value.line == 2 and "includes must stay inside" in str(raised.value)
+    path = write(tmp_path / "app" / "requirements.txt", "-r common/broken.txt\n")
+    with pytest.raises(InventoryError) as raised:
+        read_lockfile(path)
+    message = str(raised.value)
+    assert f"{tmp_path / 'app' / 'common' / 'broken.txt'} line 1 is not a valid requirements line" in message
+    assert "hunter2" not in message and "DB_PASSWORD" not in message
+
+
+def test_repeated_requirement_lines_stay_linear(tmp_path: Path) -> None:
+    path = write(tmp_path / "requirements.txt", "torch==2.5.1\n" * 50_000 + "numpy==2.1.0\n")
+    inventory = read_lockfile(path)
+    assert len(inventory.packages) == 50_001
+    assert inventory.versions("torch") == ("2.5.1",) and len(inventory.locations("torch")) == 50_000

@@ -149,7 +149,12 @@ def test_sarif_validates_against_the_published_schema(reqs: Path, osv_dir: Path,
     critical = results["CVE-2025-32434"]
     assert critical["level"] == "error" and critical["suppressions"][0]["kind"] == "external"
     assert "weights are never loaded from users" in critical["suppressions"][0]["justification"]
-    assert critical["locations"][0]["physicalLocation"]["region"] == {"startLine": 2}
+    assert critical["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 2,
+        "startColumn": 1,
+        "endLine": 2,
+        "endColumn": len("torch==2.5.1+cu121 --hash=sha256:aa") + 1,
+    }
     assert (
         results["CVE-2025-3000"]["level"] == "note"
         and "not a PEP 440 version" in results["CVE-2025-3000"]["message"]["text"]

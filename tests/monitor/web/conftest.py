@@ -38,10 +38,22 @@ def make_world(tmp: Path, anonymous: str = "viewer", database_url: str | None = 
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The world served by uvicorn in a thread of this process (FrozenClock at NOW)."""
     built = make_world(tmp_path_factory.mktemp("ui-world"))
-    with ThreadServer(web_app(built.runtime)) as server:
+    built.app = web_app(built.runtime)
+    with ThreadServer(built.app) as server:
         built.url = server.url
         yield built
     built.runtime.store.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_attempt_counts(request: pytest.FixtureRequest) -> None:
+    """Each test is its own client: failed sign-ins of earlier tests must not rate-limit it."""
+    from monitor.auth.attempts import FailedAttempts
+
+    if "world" in request.fixturenames:
+        app = request.getfixturevalue("world").app
+        if app is not None:
+            app.state.auth_attempts = FailedAttempts()
 
 
 @pytest.fixture(scope="module")

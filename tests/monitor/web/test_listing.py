@@ -7,7 +7,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from monitor.core.errors import InvalidInput
-from monitor.views.scorecard import AlertCell, QualityCell, Scorecard, SpendCell, StackCell, Status
+from monitor.views.scorecard import AlertCell, QualityCell, Scorecard, SpendCell, StackCell
+from monitor.views.verdicts import Status
 from monitor.web.listing import listing, order, parse_query
 
 
@@ -34,6 +35,7 @@ def card(
         stack=StackCell(torch, None, {}, 0, 0, torch is not None, Status.OK),
         alerts=AlertCell(firing, 0, 0, Status.WARN if firing else Status.OK),
         flags=flags,
+        worst=status if status is Status.BAD else Status.WARN if firing else Status.OK,
     )
 
 

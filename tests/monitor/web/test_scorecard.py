@@ -15,7 +15,8 @@ from monitor.core.types import Sample, SeriesKey, ms_from_datetime
 from monitor.http import HttpFactory
 from monitor.runner import SourceRunner
 from monitor.stack.sync import tick
-from monitor.views.scorecard import Scorecard, Status, build_scorecards
+from monitor.views.scorecard import Scorecard, build_scorecards
+from monitor.views.verdicts import Status
 from tests.monitor.spend.focus_data import Charge, write_focus
 from tests.monitor.web.conftest import make_world
 from tests.monitor.web.world import NOW, World

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,7 +45,8 @@ from monitor.services import build_engine, prepare_database
 from monitor.stack.sync import tick
 from monitor.web.routes import install
 from tests.monitor.spend.focus_data import Charge, require_pyarrow, write_focus
-from tests.monitor.spend.test_opencost import allocation
+from tests.monitor.spend.servers import QueryRecordingServer
+from tests.monitor.spend.test_opencost import allocation, asked
 from tests.monitor.stack.support import PackageIndex, torch_releases
 from tests.support.http_server import Answer, LocalHttpServer, Seen
 from tests.support.peers import free_port, shared_data, wait_until
@@ -130,14 +131,22 @@ stack:
 """
 
 
-def opencost_answer(seen: Seen) -> Answer:
-    """Every day the same: churn holds 24 GPU-hours busy a quarter of the time, vision 8 at 90%."""
-    del seen
-    sets = {
-        "churn": allocation("churn", "ml-churn", gpu_hours=24, gpu_cost=60, total=64, efficiency=0.25),
-        "vision": allocation("vision", "vision", gpu_hours=8, gpu_cost=20, total=22, efficiency=0.9),
-    }
-    return Answer({"code": 200, "status": "success", "data": [sets]})
+def opencost_answer(server: QueryRecordingServer) -> Callable[[Seen], Answer]:
+    """Every day the same: churn holds 24 GPU-hours busy a quarter of the time, vision 8 at 90%,
+    for the window asked (OpenCost echoes it; mlmon refuses another)."""
+
+    def answer(seen: Seen) -> Answer:
+        del seen
+        window = asked(server)
+        sets = {
+            "churn": allocation(
+                "churn", "ml-churn", gpu_hours=24, gpu_cost=60, total=64, efficiency=0.25, window=window
+            ),
+            "vision": allocation("vision", "vision", gpu_hours=8, gpu_cost=20, total=22, efficiency=0.9, window=window),
+        }
+        return Answer({"code": 200, "status": "success", "data": [sets]})
+
+    return answer
 
 
 def focus_charges() -> list[Charge]:
@@ -174,6 +183,8 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
     """role name -> token: admin, viewer, owner (churn), other_owner (vision), auditor, expired."""
     url: str = ""
+    app: Any = None
+    """The app the ThreadServer serves (its failed-attempt count is reset before each test)."""
 
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"} if who in self.tokens else {}
@@ -284,7 +295,7 @@ class ThreadServer:
 @contextmanager
 def peers() -> Iterator[tuple[str, str]]:
     """The OpenCost and package index servers (kept up while a world is built)."""
-    with LocalHttpServer() as opencost, LocalHttpServer() as index:
-        opencost.route("/allocation", opencost_answer)
+    with QueryRecordingServer() as opencost, LocalHttpServer() as index:
+        opencost.route("/allocation", opencost_answer(opencost))
         PackageIndex(index, {"torch": torch_releases()})
         yield opencost.url(""), index.url("/simple")
