@@ -8,6 +8,7 @@ new value.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +96,10 @@ def source_states(store: Store, sources: Iterable[SpendSource]) -> dict[str, Sou
     return out
 
 
+FEW_PROJECTS = 20
+"""Up to this many projects asked for, the store filters on the attribution label."""
+
+
 def _points(
     store: Store, selector: Selector, start_ms: int, end_ms: int, raw_from_ms: int
 ) -> dict[tuple[tuple[str, str], ...], dict[int, float]]:
@@ -140,7 +145,11 @@ def read_days(
         metrics = [GPU_USAGE, GPU_BUSY, ROWS]
         if state.currency is not None:
             metrics.append(spend_metric(state.currency))
-        base = (Matcher.of("project", "=", source.project), Matcher.of(SOURCE, "=", source.name))
+        base: tuple[Matcher, ...] = (Matcher.of("project", "=", source.project), Matcher.of(SOURCE, "=", source.name))
+        if len(wanted) <= FEW_PROJECTS:
+            # One project's page must not read the whole fleet's attributed series of a shared bill.
+            names = "|".join(re.escape(p) for p in sorted(wanted))
+            base = (*base, Matcher.of(ATTRIBUTED, "=~", names))
         for metric in metrics:
             found = _points(store, Selector(metric, base), start_ms, end_ms, raw_from_ms)
             for labels, points in found.items():
