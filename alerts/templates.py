@@ -30,9 +30,15 @@ def _percent(value: Any, digits: int = 1) -> str:
         return str(value)
 
 
+_GRAIN = ((7 * 86400, 86400), (86400, 3600), (3600, 60), (0, 1))
+"""(from this many seconds, round to this many): a summary says "55w2d", not "55w1d17h14m34s"."""
+
+
 def _duration(value: Any) -> str:
     try:
-        return format_duration(timedelta(seconds=round(float(value))))
+        seconds = float(value)
+        grain = next(step for start, step in _GRAIN if abs(seconds) >= start)
+        return format_duration(timedelta(seconds=round(seconds / grain) * grain))
     except (TypeError, ValueError, OverflowError):
         return str(value)
 

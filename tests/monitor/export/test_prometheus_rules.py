@@ -136,9 +136,9 @@ rules:
      unchanged_for: 90d, join_on: [model]}}
   - {name: wilson-drop, kind: drop, params: {metric: accuracy, baseline: 0.92, min_drop: 0.01, examples_metric: accuracy_examples}}
   - {name: accuracy-change, kind: change, params: {metric: accuracy}}
-  - {name: drift-column, kind: distribution, params: {dataset: features, psi: null}}
+  - {name: drift-column, kind: distribution, params: {dataset: features, psi: null, correction: bonferroni}}
   - {name: drift-dataset, kind: distribution, params: {per: dataset, p_value: 0.05, correction: bonferroni}}
-  - {name: drift-holm, kind: distribution, params: {p_value: 0.05}}
+  - {name: drift-holm, kind: distribution, params: {p_value: 0.05, correction: holm}}
   - {name: budget, kind: budget, params: {clear: 0.9}}
 """
 
@@ -420,7 +420,7 @@ def test_distribution_rules_fire_at_the_same_times_in_prometheus_and_mlmon(tmp_p
     config = """
 projects: [{id: churn, owners: [{name: Ada, email: a@example.com}]}]
 rules:
-  - {name: column-drift, kind: distribution, params: {dataset: features, jensen_shannon: null, min_examples: 50}}
+  - {name: column-drift, kind: distribution, params: {dataset: features, jensen_shannon: null, min_examples: 50, correction: bonferroni}}
   - {name: dataset-drift, kind: distribution, params: {dataset: features, per: dataset, dataset_share: 0.6,
      p_value: 0.05, correction: bonferroni, min_examples: 50}}
 """
