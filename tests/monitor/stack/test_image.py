@@ -269,3 +269,12 @@ def test_image_findings_in_sarif_point_at_the_dockerfile(tmp_path: Path, osv_dir
     assert location["artifactLocation"] == {"uri": "Dockerfile", "uriBaseId": "%SRCROOT%"}
     assert location["region"]["startLine"] == 3
     assert f"oci:{layout.path}" in torch["message"]["text"]
+
+
+def test_a_reference_without_a_registry_is_refused_not_guessed() -> None:
+    from monitor.stack.inventory.image.manifests import ImageInputError, parse_reference
+
+    with pytest.raises(ImageInputError, match="names no registry"):
+        parse_reference("pytorch/pytorch:2.4.0")
+    ref = parse_reference("127.0.0.1:5000/team/model:1.2")
+    assert (ref.registry, ref.tag) == ("127.0.0.1:5000", "1.2")

@@ -56,15 +56,16 @@ class ImageRef:
 
 
 def parse_reference(text: str) -> ImageRef:
-    """`registry[:port]/repository[:tag][@digest]`; without a registry host, Docker Hub."""
+    """`registry[:port]/repository[:tag][@digest]`. The registry is always named: mlmon guesses no
+    default host, so a reference reads the same on every machine and reaches only what it names."""
     text = text.strip()
     first, _, rest = text.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        registry, remainder = first, rest
-    else:
-        registry, remainder = "registry-1.docker.io", text
-        if "/" not in remainder.split(":", 1)[0].split("@", 1)[0]:
-            remainder = f"library/{remainder}"
+    if not (rest and ("." in first or ":" in first or first == "localhost")):
+        raise ImageInputError(
+            f"{text!r} names no registry; expected registry[:port]/repository[:tag][@sha256:digest]"
+            " (e.g. registry.example.com/team/model:1.2)"
+        )
+    registry, remainder = first, rest
     found = _REFERENCE.match(remainder)
     if not registry or not found:
         raise ImageInputError(
