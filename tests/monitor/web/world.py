@@ -172,6 +172,9 @@ def accuracy_samples() -> list[Sample]:
         ts = ms_from_datetime(moment)
         out += [Sample(key, ts, value), Sample(examples, ts, 5000.0), Sample(vision, ts, 0.81)]
         moment += timedelta(hours=12)
+    # and a minute ago: a threshold rule reads no point older than Prometheus' 5-minute lookback
+    ts = ms_from_datetime(NOW - timedelta(minutes=1))
+    out += [Sample(key, ts, out[-3].value), Sample(examples, ts, 5000.0), Sample(vision, ts, 0.81)]
     return out
 
 
