@@ -35,11 +35,13 @@ def rows(driver: Any) -> list[str]:
     return [row.get_attribute("data-project") for row in css(driver, "#scorecard tbody tr[data-project]")]
 
 
-def arrived(driver: Any, path: str, selector: str) -> None:
+def arrived(driver: Any, path: str, selector: str, timeout: float = 20) -> None:
     """Wait for a page reached by a click: the URL changes when the navigation commits, before the
     new document is parsed, so wait for an element of the new page too."""
     wait_until(
-        lambda: driver.current_url.endswith(path) and bool(css(driver, selector)), 20, what=f"{path} ({selector})"
+        lambda: driver.current_url.endswith(path) and bool(css(driver, selector)),
+        timeout,
+        what=f"{path} ({selector})",
     )
 
 
