@@ -49,6 +49,7 @@ def ago(value: datetime | str | int | None, now: datetime) -> str:
     span = abs(seconds)
     if span < 45:
         return "just now"
+    text = f"{span:.0f} s"  # 45 to 59 seconds: under a minute, but no longer "just now"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if span >= size:
             text = f"{span / size:.0f} {unit}"

@@ -48,9 +48,12 @@ def test_the_demo_overview(demo: Demo, browser: Any) -> None:
     assert "no owner" in one(browser, 'tr[data-project="forecast"]').text
     screenshot(browser, "demo-overview")
 
-    one(browser, 'tr[data-project="fraud"] th a').click()
-    # a page of the live demo while its sources run: slower than a still test world on a busy machine
-    arrived(browser, "/projects/fraud", "#quality", timeout=90)
+    # the live overview re-renders while the demo's sources run, so a click can land on a row that
+    # is being replaced: follow the row's link instead
+    link = one(browser, 'tr[data-project="fraud"] th a').get_attribute("href")
+    assert link.endswith("/projects/fraud")
+    browser.get(link)
+    arrived(browser, "/projects/fraud", "#quality", timeout=60)
     versions = css(browser, "#quality g.marker-version")
     assert any("7 -> 8" in v.get_attribute("textContent") for v in versions)
     assert one(browser, "#site-banner").text.startswith("Demo fleet:")

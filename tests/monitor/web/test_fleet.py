@@ -111,3 +111,22 @@ def test_moments_are_to_the_second_with_a_relative_form() -> None:
     assert '<time datetime="2026-11-20T10:44:55Z" data-local="1">2026-11-20 10:44:55 UTC</time>' in html
     assert "(1 h ago)" in html
     assert "never" in str(moment(None, now))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (10, "just now"),
+        (44, "just now"),
+        (45, "45 s ago"),
+        (59, "59 s ago"),
+        (-50, "in 50 s"),
+        (60, "1 min ago"),
+        (7200, "2 h ago"),
+        (-86400 * 3, "in 3 d"),
+    ],
+)
+def test_every_span_has_a_relative_form(seconds: int, text: str) -> None:
+    from monitor.web.render import ago
+
+    assert ago(NOW - timedelta(seconds=seconds), NOW) == text
