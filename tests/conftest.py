@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,14 +33,14 @@ def _admin_pg_url() -> str | None:
     return url or None
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, migrated to head."""
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database named `prefix` + a random suffix, migrated to head, dropped after."""
     admin = _admin_pg_url()
     how = f"start PostgreSQL or set MLMON_TEST_POSTGRES_URL (default {DEFAULT_PG}); set it empty to skip"
     if admin is None:
         missing("PostgreSQL (MLMON_TEST_POSTGRES_URL is empty)", how)
-    name = f"mlmon_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
     try:
         engine = create_engine(admin, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
@@ -54,6 +55,13 @@ def postgres_url() -> Iterator[str]:
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated to head."""
+    with fresh_postgres_database("mlmon_test_") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
