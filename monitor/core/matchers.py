@@ -58,9 +58,55 @@ class Matcher:
         found = self._regex.fullmatch(actual) is not None
         return found if self.op is MatchOp.RE else not found
 
+    def literal_values(self) -> frozenset[str] | None:
+        """The exact non-empty values this matcher admits, when it is `=` or an `=~` that only
+        alternates literal strings (`a|b\\.c`, as re.escape writes them); None for anything else,
+        or when it admits the empty string (a missing label). Lets a store narrow in SQL first."""
+        if self.op is MatchOp.EQ:
+            return frozenset((self.value,)) if self.value else None
+        if self.op is not MatchOp.RE:
+            return None
+        values = _literal_alternatives(self.value)
+        return None if values is None or "" in values else frozenset(values)
+
     def __str__(self) -> str:
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
         return f'{self.name}{self.op.value}"{escaped}"'
+
+
+_REGEX_SYNTAX = frozenset(".^$*+?()[]{}|\\")
+
+
+def _literal_alternatives(pattern: str) -> list[str] | None:
+    """`pattern`'s alternatives when each is a plain string (a backslash only before punctuation),
+    else None."""
+    out: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            if i + 1 >= len(pattern) or not _is_punctuation(pattern[i + 1]):
+                return None  # \d, \w, \Q...: a class or a mode, not a literal
+            current.append(pattern[i + 1])
+            i += 2
+            continue
+        if ch == "|":
+            out.append("".join(current))
+            current = []
+        elif ch in _REGEX_SYNTAX:
+            return None
+        else:
+            current.append(ch)
+        i += 1
+    out.append("".join(current))
+    return out
+
+
+def _is_punctuation(ch: str) -> bool:
+    # RE2, like Go, reads a backslash before any ASCII character that is not a letter or digit as
+    # that character
+    return ch.isascii() and not ch.isalnum()
 
 
 _RE2_OPTIONS = re2.Options()

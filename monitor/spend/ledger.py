@@ -76,10 +76,8 @@ def source_states(store: Store, sources: Iterable[SpendSource]) -> dict[str, Sou
     """Currency, data horizon and data version of each source, from its checkpoint."""
     wanted = {s.ref: s for s in sources}
     out: dict[str, SourceState] = {}
-    for status in store.sources.statuses():
+    for status in store.sources.statuses(refs={(s.project, s.name) for s in wanted.values()}):
         ref = f"{status.project}/{status.source}"
-        if ref not in wanted:
-            continue
         checkpoint: Mapping[str, Any] = status.checkpoint or {}
         horizon = checkpoint.get("horizon")
         currency = checkpoint.get("currency")

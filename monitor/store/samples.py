@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import weakref
 from collections.abc import Collection, Iterable, Sequence
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, event, select, text
+from sqlalchemy import Connection, Engine, Select, bindparam, cast, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.core.errors import InvalidInput, Issue
@@ -188,6 +189,7 @@ class SampleStore:
             select(series.c.id, series.c.project, series.c.metric, series.c.labels, series.c.created_at),
             selector,
             project,
+            sqlite=self._sqlite,
         )
         out: list[SeriesRow] = []
         with self.engine.connect() as conn:
@@ -201,7 +203,7 @@ class SampleStore:
     def _matching(self, conn: Connection, selector: Selector, projects: Collection[str] | None = None) -> _Matched:
         """Ids and keys of the series matching `selector` (of `projects`), in find_series order."""
         columns = select(series.c.id, series.c.project, series.c.metric, series.c.labels)
-        query = _series_query(columns, selector)
+        query = _series_query(columns, selector, sqlite=self._sqlite)
         if projects is not None:
             query = query.where(series.c.project.in_(sorted(projects)))
         out: dict[int, SeriesKey] = {}
@@ -214,7 +216,8 @@ class SampleStore:
                 out[sid] = key
         # Most of a metric's series (every project's, as an alert cycle reads them): the samples
         # query names the metric instead of binding thousands of ids, and skips the few others.
-        whole = selector.metric if projects is None and selector.metric and 2 * len(out) >= len(rows) else None
+        narrowed = projects is not None or bool(_literal_filters(selector))
+        whole = selector.metric if not narrowed and selector.metric and 2 * len(out) >= len(rows) else None
         return _Matched(out, whole)
 
     def _key(self, project: str, metric: str, labels: str) -> SeriesKey:
@@ -403,13 +406,36 @@ class SampleStore:
         return sid
 
 
-def _series_query(query: Select[Any], selector: Selector | None, project: str | None = None) -> Select[Any]:
+def _series_query(
+    query: Select[Any], selector: Selector | None, project: str | None = None, *, sqlite: bool
+) -> Select[Any]:
     if selector is not None and selector.metric:
         query = query.where(series.c.metric == selector.metric)
-    pinned = project or (selector.equality("project") if selector else None)
-    if pinned:
-        query = query.where(series.c.project == pinned)
+    if project:
+        query = query.where(series.c.project == project)
+    for name, values in _literal_filters(selector) if selector is not None else ():
+        if name == "project":
+            query = query.where(series.c.project.in_(values))
+        elif sqlite:
+            query = query.where(func.json_extract(series.c.labels, f'$."{name}"').in_(values))
+        else:
+            query = query.where(cast(series.c.labels, postgresql.JSONB)[name].astext.in_(values))
     return query.order_by(series.c.project, series.c.metric, series.c.id)
+
+
+def _literal_filters(selector: Selector) -> list[tuple[str, list[str]]]:
+    """(label, the values it may take) for each matcher that admits only listed non-empty values:
+    conditions SQL can apply to the series rows before the matchers run on what is left (a
+    project page's read of a shared bill names a few of its thousands of attributed series)."""
+    out: list[tuple[str, list[str]]] = []
+    for matcher in selector.matchers:
+        values = matcher.literal_values()
+        if values is not None and matcher.name != "__name__" and _PLAIN_LABEL.fullmatch(matcher.name):
+            out.append((matcher.name, sorted(values)))
+    return out
+
+
+_PLAIN_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,18 +516,24 @@ for _agg in (*_REDUCE_SQL, "last"):
 def _series_where(
     dialect: str, selector: Selector, projects: Collection[str] | None
 ) -> tuple[str, dict[str, str | list[str]]]:
-    """The SQL condition on series `s` that narrows to `selector`'s metric, its pinned project and
-    `projects` (the other matchers are applied to the rows), and its parameters."""
+    """The SQL condition on series `s` that narrows to `selector`'s metric, its matchers that list
+    their values (_literal_filters) and `projects` (every matcher is applied to the rows again),
+    and its parameters. Label names are plain identifiers (_PLAIN_LABEL), so they can be inlined."""
     param = _PARAM[dialect]
     parts: list[str] = []
     bound: dict[str, str | list[str]] = {}
     if selector.metric:
         parts.append(f"s.metric = {param.format('metric')}")
         bound["metric"] = selector.metric
-    pinned = selector.equality("project")
-    if pinned:
-        parts.append(f"s.project = {param.format('project')}")
-        bound["project"] = pinned
+    for i, (name, values) in enumerate(_literal_filters(selector)):
+        if dialect == "sqlite":
+            column = "s.project" if name == "project" else f"json_extract(s.labels, '$.\"{name}\"')"
+            parts.append(f"{column} IN (SELECT value FROM json_each(:label_{i}))")
+            bound[f"label_{i}"] = json.dumps(values)
+        else:
+            column = "s.project" if name == "project" else f"(CAST(s.labels AS jsonb) ->> '{name}')"
+            parts.append(f"{column} = ANY(%(label_{i})s)")
+            bound[f"label_{i}"] = values
     if projects is not None:
         if dialect == "sqlite":
             parts.append("s.project IN (SELECT value FROM json_each(:projects))")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from itertools import starmap
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, delete, insert, null, select, update
+from sqlalchemy import Connection, Engine, Select, delete, insert, null, select, tuple_, update
 
 from monitor.core.text_cap import cap_text
 from monitor.store.columns import UtcDateTime
@@ -137,10 +137,17 @@ class SourceStore:
                 )
             )
 
-    def statuses(self, project: str | None = None, *, checkpoints: bool = True) -> list[SourceStatus]:
-        """Every source's state (of `project`), ordered by project and source. Without
-        `checkpoints`, `checkpoint` is None: the alert engine reads all sources every cycle and
-        needs none of them, and decoding their JSON was a fifth of the read."""
+    def statuses(
+        self,
+        project: str | None = None,
+        *,
+        checkpoints: bool = True,
+        refs: Collection[tuple[str, str]] | None = None,
+    ) -> list[SourceStatus]:
+        """Every source's state (of `project`; of the `(project, source)` pairs in `refs`), ordered
+        by project and source. Without `checkpoints`, `checkpoint` is None: the alert engine reads
+        all sources every cycle and needs none of them, and decoding their JSON was a fifth of the
+        read."""
         columns = [
             null().label(name) if name == "checkpoint" and not checkpoints else source_state.c[name]
             for name in _STATUS_COLUMNS
@@ -148,7 +155,11 @@ class SourceStore:
         query = select(*columns).order_by(source_state.c.project, source_state.c.source)
         if project is not None:
             query = query.where(source_state.c.project == project)
-        if not checkpoints and project is None:
+        if refs is not None:
+            if not refs:
+                return []
+            query = query.where(tuple_(source_state.c.project, source_state.c.source).in_(sorted(refs)))
+        if not checkpoints and project is None and refs is None:
             return self._all_without_checkpoints(query)
         with self.engine.connect() as conn:
             # positional rows in field order: building by attribute name cost more than the query

@@ -144,3 +144,30 @@ def test_gc_pauses_nest_and_the_last_one_out_restores_the_collector() -> None:
         assert not gc.isenabled()  # restored to what it found: off
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("op", "pattern", "values"),
+    [
+        ("=", "churn", {"churn"}),
+        ("=", "", None),  # a missing label matches: nothing to list
+        ("=~", "a|b", {"a", "b"}),
+        ("=~", r"b\.c|x\|y|q\-r|s\ t", {"b.c", "x|y", "q-r", "s t"}),
+        ("=~", "a|", None),
+        ("=~", "b.c", None),
+        ("=~", r"\d+", None),
+        ("=~", "(?i)a", None),
+        ("=~", "[ab]", None),
+        ("!=", "a", None),
+        ("!~", "a|b", None),
+    ],
+)
+def test_literal_values_are_exactly_what_re2_admits(op: str, pattern: str, values: set[str] | None) -> None:
+    matcher = Matcher.of("attributed", op, pattern)
+    found = matcher.literal_values()
+    assert found == (frozenset(values) if values is not None else None)
+    for value in found or ():
+        assert matcher.matches({"attributed": value})
+    for other in ("", "bxc", "B.C", "ab", "a|b"):
+        if found is not None and other not in found:
+            assert not matcher.matches({"attributed": other})

@@ -185,3 +185,36 @@ def test_statuses_without_checkpoints_keep_every_other_field(store: Store) -> No
     assert again[0] is light[0]
     assert (again[1].last_outcome, again[1].consecutive_failures, again[1].last_error) == ("failed", 1, "gone")
     assert again == [replace(s, checkpoint=None) for s in store.sources.statuses()]
+    assert store.sources.statuses(refs={("vision", "bill"), ("nobody", "x")}) == [again[1]]
+    assert store.sources.statuses(refs=set()) == []
+
+
+def test_selectors_that_list_label_values_read_only_those_series(store: Store) -> None:
+    """The store narrows `=` and literal `=~` matchers in SQL before it matches the rows; the
+    answer must be exactly what matching every series gives."""
+    keys = [SeriesKey("finops", "spend", (("attributed", name),)) for name in ("a", "b.c", "b-c", "big", "x|y")]
+    keys.append(SeriesKey("finops", "spend", ()))  # no attributed label: matches as ""
+    store.samples.append([Sample(k, BASE + i, float(i)) for i, k in enumerate(keys)])
+    selectors = [
+        'spend{attributed="a"}',
+        'spend{attributed=~"a|big"}',
+        r'spend{attributed=~"b\\.c|x\\|y"}',  # escaped, as re.escape writes them
+        'spend{attributed=~"b.c"}',  # a real regex: both b.c and b-c
+        'spend{attributed=~"a|"}',  # admits the missing label
+        'spend{attributed=~"(?i)A"}',
+        'spend{project="finops",attributed=~"big|nobody"}',
+        'spend{project=~"finops|other",attributed!="a"}',
+    ]
+    for text in selectors:
+        selector = parse_selector(text, select_all=True)
+        expected = sorted(
+            (k for k in keys if all(m.matches({**dict(k.labels), "project": k.project}) for m in selector.matchers)),
+            key=str,
+        )
+        for name, found in (
+            ("find_series", [r.key for r in store.samples.find_series(selector)]),
+            ("window", [s.key for s in store.samples.window(selector, BASE, BASE + HOUR)]),
+            ("latest_many", [s.key for s in store.samples.latest_many(selector)]),
+            ("window_reduced", [s.key for s in store.samples.window_reduced(selector, BASE, BASE + HOUR, "last")]),
+        ):
+            assert sorted(found, key=str) == expected, (text, name)
