@@ -50,9 +50,12 @@ PROBLEMS = {
 
 GPU_KNOWN_UDF = "mlmon_gpus_known"
 GPU_UDF = "mlmon_gpus"
+GPU_GROUP_UDF = "mlmon_gpus_of_group"
 """Python functions (focus_duck.py) from a hash of (SkuPriceDetails, ChargeDescription) (and the
 two texts) to GPUs per unit: >= 0 GPUs, -1 a GPU row of unknown count, -2 price details that are
-not valid, -3 not known yet (mlmon_gpus_known only), -4 not a GPU row."""
+not valid, -3 not known yet (mlmon_gpus_known only), -4 not a GPU row. The first two take Arrow
+vectors (the row-by-row query that locates an error); the third one group at a time (the daily
+query), which needs no Arrow conversion."""
 
 
 def quote(text: str) -> str:
@@ -274,7 +277,8 @@ def daily_sql(params: FocusParams, present: Sequence[str], source: str) -> str:
              any_value({description}) FILTER (WHERE gpu_key IS NOT NULL) AS description
       FROM r GROUP BY ALL),
     g AS (
-      SELECT *, CASE WHEN gpu_key IS NULL THEN -4 ELSE {GPU_UDF}(gpu_key, details, description) END AS gpus FROM s0),
+      SELECT *, CASE WHEN gpu_key IS NULL THEN -4 ELSE {GPU_GROUP_UDF}(gpu_key, details, description) END AS gpus
+      FROM s0),
     s1 AS MATERIALIZED (
       SELECT project, category, gpus >= -1 AS gpu, currency, bad OR gpus = -2 AS bad, d0, mcps, mcpe,
              sum(b) AS b, sum(e) AS e, sum(CASE WHEN gpus > 0 THEN qh * gpus * 3600 ELSE 0 END) AS gs,
