@@ -218,3 +218,14 @@ def test_selectors_that_list_label_values_read_only_those_series(store: Store) -
             ("window_reduced", [s.key for s in store.samples.window_reduced(selector, BASE, BASE + HOUR, "last")]),
         ):
             assert sorted(found, key=str) == expected, (text, name)
+
+
+@pytest.mark.parametrize("size", [1, 999, 1_000, 1_001, 2_500])
+def test_append_sizes_on_both_write_paths(store: Store, size: int) -> None:
+    """PostgreSQL takes small batches as arrays in one statement and large ones by COPY: the
+    stored rows, replacements and counts are the same either way."""
+    batch = [Sample(ACC, BASE + i, float(i)) for i in range(size)]
+    assert store.samples.append(batch) == size
+    assert store.samples.append([Sample(ACC, BASE + i, -float(i)) for i in range(size)]) == size
+    points = store.samples.points(ACC, BASE, BASE + size)
+    assert [(p.ts_ms, p.value) for p in points] == [(BASE + i, -float(i)) for i in range(size)]
