@@ -290,3 +290,16 @@ def test_the_header_is_read_with_the_csv_module_rules(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _pyarrow() -> None:
     require_pyarrow()
+
+
+def test_a_query_that_runs_out_of_memory_runs_again_under_the_larger_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default cap is tight on purpose (peak RSS); an export that needs more is read anyway."""
+    import duckdb
+
+    from collectors.spend import focus_duck
+
+    expected = sums(read(sample_csv()))
+    with duckdb.connect(config={"memory_limit": "1MB"}) as probe, pytest.raises(duckdb.OutOfMemoryException):
+        probe.execute(f"SELECT count(*) FROM read_csv('{sample_csv()}')").fetchall()  # 1 MB is too little
+    monkeypatch.setattr(focus_duck, "MEMORY_LIMIT", "1MB")
+    assert sums(read(sample_csv())) == expected
