@@ -302,4 +302,7 @@ def test_a_query_that_runs_out_of_memory_runs_again_under_the_larger_cap(monkeyp
     with duckdb.connect(config={"memory_limit": "1MB"}) as probe, pytest.raises(duckdb.OutOfMemoryException):
         probe.execute(f"SELECT count(*) FROM read_csv('{sample_csv()}')").fetchall()  # 1 MB is too little
     monkeypatch.setattr(focus_duck, "MEMORY_LIMIT", "1MB")
-    assert sums(read(sample_csv())) == expected
+    got = sums(read(sample_csv()))
+    assert got.keys() == expected.keys()
+    for key, amount in expected.items():  # DuckDB's threads may add in another order
+        assert math.isclose(got[key], amount, rel_tol=1e-12, abs_tol=1e-9), key
