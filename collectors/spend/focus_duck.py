@@ -152,24 +152,11 @@ def register_gpus(con: Any, overrides: Mapping[str, float]) -> GpuCache:
     con.create_function(
         GPU_KNOWN_UDF, cache.known, [sqltypes.UBIGINT], sqltypes.DOUBLE, type="arrow", side_effects=False
     )
-    con.create_function(
-        GPU_UDF,
-        cache.new,
-        [sqltypes.UBIGINT, sqltypes.VARCHAR, sqltypes.VARCHAR],
-        sqltypes.DOUBLE,
-        type="arrow",
-        null_handling="special",
-        side_effects=True,
-    )
-    con.create_function(
-        GPU_GROUP_UDF,
-        cache.one,
-        [sqltypes.UBIGINT, sqltypes.VARCHAR, sqltypes.VARCHAR],
-        sqltypes.DOUBLE,
-        type="native",
-        null_handling="special",
-        side_effects=True,
-    )
+    pair = [sqltypes.UBIGINT, sqltypes.VARCHAR, sqltypes.VARCHAR]
+    for name, function, kind in ((GPU_UDF, cache.new, "arrow"), (GPU_GROUP_UDF, cache.one, "native")):
+        con.create_function(
+            name, function, pair, sqltypes.DOUBLE, type=kind, null_handling="special", side_effects=True
+        )
     return cache
 
 
