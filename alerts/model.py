@@ -62,7 +62,8 @@ def _fnv(pairs: tuple[tuple[str, str], ...]) -> str:
     # (every alert's series, every evaluation), so each set is hashed once.
     parts = [part.encode() for name, value in pairs if value != "" for part in (name, value)]
     h = _FNV_OFFSET
-    for byte in b"\xff".join(parts) + b"\xff" if parts else b"":
+    data = b"\xff".join(parts) + b"\xff" if parts else b""
+    for byte in data:
         h = ((h ^ byte) * _FNV_PRIME) & _MASK
     return f"{h:016x}"
 

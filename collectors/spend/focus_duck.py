@@ -188,11 +188,7 @@ def run_daily(con: Any, params: FocusParams, present: Sequence[str], source: str
     import duckdb
 
     try:
-        try:
-            result = con.execute(daily_sql(params, present, source)).fetchall()
-        except duckdb.OutOfMemoryException:
-            con.execute(f"SET memory_limit = {quote(RETRY_MEMORY_LIMIT)}")
-            result = con.execute(daily_sql(params, present, source)).fetchall()
+        result = _fetch_all(con, daily_sql(params, present, source))
     except duckdb.Error as exc:
         if "Malformed JSON" in str(exc) and "Tags" in present:
             raise locate(con, params, present, source, where, "false", malformed_tags=True) from None
@@ -207,6 +203,17 @@ def run_daily(con: Any, params: FocusParams, present: Sequence[str], source: str
     if problems:
         raise locate(con, params, present, source, where, "problem IS NOT NULL")
     return rows
+
+
+def _fetch_all(con: Any, sql: str) -> list[Any]:
+    """`sql`'s rows, run once more under RETRY_MEMORY_LIMIT when DuckDB runs out of memory."""
+    import duckdb
+
+    try:
+        return list(con.execute(sql).fetchall())
+    except duckdb.OutOfMemoryException:
+        con.execute(f"SET memory_limit = {quote(RETRY_MEMORY_LIMIT)}")
+        return list(con.execute(sql).fetchall())
 
 
 def _parse_error(where: str, exc: Exception) -> FocusFileError:
