@@ -107,10 +107,9 @@ def run_mlmon(path: Path, workdir: Path) -> dict[str, Any]:
     """The focus source's collect(), on a fresh SQLite store (it reads stored days to zero stale ones)."""
     sys.path.insert(0, str(REPO))
     started = time.perf_counter()
-    # imported before the clock starts, as the DuckDB side does (a service pays this once)
+    # imported before the clock starts, as the DuckDB side does (a service pays this once); a CSV
+    # read needs no pyarrow, so it is not imported here (its RSS would count against mlmon)
     import duckdb.sqltypes  # noqa: F401
-    import pyarrow.compute
-    import pyarrow.parquet  # noqa: F401
 
     import monitor.config.models  # noqa: F401
     from collectors.base import CollectContext

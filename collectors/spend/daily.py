@@ -91,15 +91,13 @@ class DailyTotals:
 
     def readings(self, source: str, days: set[date] | None = None) -> list[Reading]:
         out: list[Reading] = []
-        starts: dict[date, datetime] = {}
+        # a read makes ~100,000 readings over a few dozen days: each day's start is computed once
+        starts: dict[date, datetime] = {d: day_start(d, self.tz) for d in (self.days if days is None else days)}
         for (metric, labels), per_day in self.values.items():
             tagged = {**dict(labels), SOURCE: source}
-            for day, value in sorted(per_day.items()):
-                if days is None or day in days:
-                    start = starts.get(day)
-                    if start is None:
-                        start = starts[day] = day_start(day, self.tz)
-                    out.append(Reading(metric, value, tagged, start))
+            out.extend(
+                Reading(metric, value, tagged, starts[day]) for day, value in sorted(per_day.items()) if day in starts
+            )
         return out
 
 

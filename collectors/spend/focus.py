@@ -23,7 +23,7 @@ from typing import Any
 
 from collectors.base import CollectContext, CollectResult, EventDraft, SourceError, SourceKind, env_value
 from collectors.spend.daily import DailyTotals, withdrawn
-from collectors.spend.focus_append import Tail, added_to_stored, appended, edges
+from collectors.spend.focus_append import Tail, appended, edges, with_stored
 from collectors.spend.focus_files import (
     Fingerprint,
     KnownFile,
@@ -136,7 +136,7 @@ class FocusCollector:
             raise SourceError(f"1 of 1 new or changed files rejected; nothing stored this run: {exc}") from None
         if any(d > today for d in tail.totals.days):
             return None
-        readings = added_to_stored(ctx.reader, ctx.project, ctx.source, tail.totals.readings(ctx.source), self.tz)
+        readings = with_stored(tail.totals, ctx.reader, ctx.project, ctx.source).readings(ctx.source)
         entry = dict(before.entry)
         days = sorted(set(before.days()) | tail.totals.days)
         entry.update(

@@ -5,7 +5,7 @@ is an uncompressed CSV that grew, its old part ended with a newline, and the fir
 64 KiB of the old part hash as they did (checking those ends, not the whole prefix, keeps the
 check at a few milliseconds for a multi-GB file; an in-place rewrite that kept its size-and-
 ends is not detected). Then only the new bytes are read (behind a copy of the header line) and
-their daily totals are added to what the store holds for those days.
+their daily totals are added to what the store holds for those series and days.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, tzinfo
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from collectors.base import Reading
+from collectors.spend.daily import DailyTotals
 from collectors.spend.focus_format import HEADER_LIMIT, is_gzip
 from monitor.core.matchers import Matcher, Selector
-from monitor.spend.series import SOURCE, day_of_ms, day_start, local_day
+from monitor.spend.series import SOURCE, day_of_ms, day_start_ms
 from monitor.store.interface import SeriesReader
 
 EDGE = 64 << 10
@@ -80,32 +80,31 @@ class Tail:
         self._copy.unlink(missing_ok=True)
 
 
-def added_to_stored(reader: SeriesReader, project: str, source: str, tail: list[Reading], tz: tzinfo) -> list[Reading]:
-    """Readings of `tail` with what the store holds for the same series and day added."""
-    if not tail:
-        return []
-    days: set[date] = {local_day(r.ts, tz) for r in tail if r.ts is not None}
-    start = int(day_start(min(days), tz).timestamp() * 1000)
-    end = int(day_start(max(days), tz).timestamp() * 1000)
-    stored: dict[tuple[str, tuple[tuple[str, str], ...], date], float] = {}
+def with_stored(tail: DailyTotals, reader: SeriesReader, project: str, source: str) -> DailyTotals:
+    """The tail's totals with what the store holds for the same series and day added (series and
+    days the tail does not touch are left as stored)."""
+    out = DailyTotals(tail.currency, tail.tz)
+    for key, per_day in tail.values.items():
+        out.values[key].update(per_day)
+    days = out.days
+    if not days:
+        return out
+    start = day_start_ms(min(days), tail.tz)
+    end = day_start_ms(max(days), tail.tz)
     day_of: dict[int, date] = {}  # daily samples share a few timestamps: convert each once
-    for metric in sorted({r.metric for r in tail}):
+    for metric in sorted({metric for metric, _ in out.values}):
         selector = Selector(metric, (Matcher.of("project", "=", project), Matcher.of(SOURCE, "=", source)))
         for series in reader.window(selector, start, end):
-            labels = tuple(sorted(dict(series.key.labels).items()))
+            added = out.values.get((metric, tuple(sorted(kv for kv in series.key.labels if kv[0] != SOURCE))))
+            if added is None:
+                continue
+            stored: dict[date, float] = {}  # a day's sample is one point; were there more, the last counts
             for point in series.points:
                 day = day_of.get(point.ts_ms)
                 if day is None:
-                    day = day_of[point.ts_ms] = day_of_ms(point.ts_ms, tz)
-                if day in days:
-                    stored[(metric, labels, day)] = point.value
-    out = []
-    local: dict[Any, date] = {}
-    for r in tail:
-        assert r.ts is not None
-        day = local.get(r.ts)
-        if day is None:
-            day = local[r.ts] = local_day(r.ts, tz)
-        before = stored.get((r.metric, tuple(sorted(r.labels.items())), day), 0.0)
-        out.append(Reading(r.metric, before + r.value, r.labels, r.ts))
+                    day = day_of[point.ts_ms] = day_of_ms(point.ts_ms, tail.tz)
+                if day in added:
+                    stored[day] = point.value
+            for day, value in stored.items():
+                added[day] += value
     return out

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +37,10 @@ MEMORY_LIMIT = "128MB"
 RETRY_MEMORY_LIMIT = "2GB"
 """A query that still runs out (an export with millions of distinct project-days) runs once more
 under this cap rather than failing the source."""
+CSV_BUFFER = 4 << 20
+"""Bytes per CSV read buffer: twice the longest record DuckDB takes (2 MB; a longer one is
+refused either way) instead of its default 16 times. On a 2M-row export the read was as fast and
+its peak RSS ~40 MiB lower."""
 VALUE_SHOWN = 80
 """Characters of an offending value an error shows (never a whole record: it may hold secrets)."""
 
@@ -45,9 +48,8 @@ _LINE = re.compile(r"CSV Error on Line: (\d+)")
 _ORIGINAL = re.compile(r"\nOriginal Line:[^\n]*", re.S)
 
 
-@dataclass(frozen=True, slots=True)
-class DayRow:
-    """One output row of the daily query."""
+class DayRow(NamedTuple):
+    """One output row of the daily query (a tuple: tens of thousands are made per read)."""
 
     project: str | None
     category: str
@@ -66,7 +68,10 @@ def connect(threads: int | None = None) -> Any:
     FOCUS UTC) and the GPU classifier registered."""
     import duckdb
 
-    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, **({"threads": threads} if threads else {})})
+    # Insertion order is kept only where it is asked for (locate, which names rows by position):
+    # the daily totals have no order, and keeping it holds ~30 MiB more of the reader's chunks.
+    config: dict[str, Any] = {"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False}
+    con = duckdb.connect(config={**config, **({"threads": threads} if threads else {})})
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -168,7 +173,7 @@ def csv_source(path: Path, header: Sequence[str], gzip: bool) -> str:
     return (
         f"read_csv({quote(str(path))}, header = true, auto_detect = false, columns = {columns}, "
         f"delim = ',', quote = '\"', escape = '\"', nullstr = {nulls}, "
-        f"compression = {quote('gzip' if gzip else 'none')})"
+        f"compression = {quote('gzip' if gzip else 'none')}, buffer_size = {CSV_BUFFER})"
     )
 
 
@@ -199,7 +204,9 @@ def run_daily(con: Any, params: FocusParams, present: Sequence[str], source: str
         if bad:
             problems = True
             continue
-        rows.append(DayRow(project or None, category, bool(gpu), currency, day, b, e, gs, int(n), int(n0)))
+        rows.append(
+            DayRow(project or None, category, bool(gpu), currency, day, float(b), float(e), float(gs), int(n), int(n0))
+        )
     if problems:
         raise locate(con, params, present, source, where, "problem IS NOT NULL")
     return rows
@@ -245,6 +252,7 @@ def locate(
     """The error for the first row matching `condition` (single-threaded, so in file order);
     `malformed_tags`: the first row whose Tags is not JSON (the row query itself fails on it)."""
     con.execute("SET threads = 1")
+    con.execute("SET preserve_insertion_order = true")
     if malformed_tags:
         found = con.execute(
             f'SELECT rn, t FROM (SELECT row_number() OVER () AS rn, "Tags" AS t FROM {source}) '

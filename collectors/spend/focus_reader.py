@@ -8,12 +8,13 @@ refused before it is read.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 
-from collectors.spend.daily import DailyTotals
+from collectors.spend.daily import DailyTotals, Key
 from collectors.spend.focus_duck import DayRow, connect, csv_source, locate, parquet_source, register_gpus, run_daily
 from collectors.spend.focus_format import csv_header, detect_format, is_gzip
 from collectors.spend.focus_params import FocusParams
@@ -48,10 +49,9 @@ class FileAggregate:
 
 def duckdb_missing() -> str | None:
     """Why the focus source cannot run here, or None."""
+    # found, not imported: a CSV read needs no Arrow, and importing pyarrow costs ~45 MiB of RSS
     for module in ("duckdb", "pyarrow"):
-        try:
-            __import__(module)
-        except ImportError:
+        if importlib.util.find_spec(module) is None:
             return f"reading FOCUS needs {module}: reinstall mlmon (pip install -e .), which depends on it"
     return None
 
@@ -96,25 +96,36 @@ def aggregate_rows(
     totals = DailyTotals(currency or params.currency or "USD", tz)
     aggregate = FileAggregate(where, currency, totals)
     values = totals.values
+    # A file's rows name a few hundred (project, scope) pairs: their series are looked up once.
+    series: dict[tuple[str, str, bool], tuple[dict[date, float], dict[date, float], Key, Key]] = {}
     for r in rows:
         project = r.project or UNATTRIBUTED
-        scope = SCOPES.get(r.category) or (Scope.GPU if r.gpu else Scope.OTHER)
-        values[totals.spend_key(project, Basis.BILLED, scope)][r.day] += float(r.billed)
-        values[totals.spend_key(project, Basis.EFFECTIVE, scope)][r.day] += float(r.effective)
-        if r.starting:  # rows are counted on the day they start, so a day's counts add up to the file
-            values[totals.rows_key(project)][r.day] += float(r.starting)
+        found = series.get((project, r.category, r.gpu))
+        if found is None:
+            scope = SCOPES.get(r.category) or (Scope.GPU if r.gpu else Scope.OTHER)
+            found = series[project, r.category, r.gpu] = (
+                values[totals.spend_key(project, Basis.BILLED, scope)],
+                values[totals.spend_key(project, Basis.EFFECTIVE, scope)],
+                totals.rows_key(project),
+                totals.gpu_key(project),
+            )
+            if project != UNATTRIBUTED:
+                aggregate.projects.add(project)
+        billed, effective, rows_key, gpu_key = found
+        day, starting = r.day, r.starting
+        billed[day] += r.billed
+        effective[day] += r.effective
+        if starting:  # rows are counted on the day they start, so a day's counts add up to the file
+            values[rows_key][day] += starting
+            aggregate.start_days.add(day)
+            aggregate.rows += starting
+            if r.gpu:
+                aggregate.gpu_rows += starting
+            if project == UNATTRIBUTED:
+                aggregate.unattributed_rows += starting
         if r.gpu and r.gpu_seconds:
-            values[totals.gpu_key(project)][r.day] += float(r.gpu_seconds)
-        aggregate.billed += float(r.billed)
-        aggregate.rows += r.starting
-        if r.starting:
-            aggregate.start_days.add(r.day)
-        if r.gpu:
-            aggregate.gpu_rows += r.starting
-        if project == UNATTRIBUTED:
-            aggregate.unattributed_rows += r.starting
-        else:
-            aggregate.projects.add(project)
+            values[gpu_key][day] += r.gpu_seconds
+        aggregate.billed += r.billed
     return aggregate
 
 

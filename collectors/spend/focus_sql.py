@@ -98,7 +98,9 @@ def rule_sql(rule: TagRule | ColumnRule, tag_column: str) -> str:
         v = tag_column
         mapped = " ".join(f"WHEN {v} = {quote(k)} THEN {quote(p)}" for k, p in rule.values.items())
         otherwise = v if rule.unmapped == "keep" else "NULL"
-        return f"CASE WHEN {v} IS NULL OR trim({v}) = '' THEN NULL {mapped} ELSE {otherwise} END"
+        # trim copies the text: only a value starting with a space can be blank once trimmed
+        blank = f"{v} = '' OR (starts_with({v}, ' ') AND trim({v}) = '')"
+        return f"CASE WHEN {v} IS NULL OR {blank} THEN NULL {mapped} ELSE {otherwise} END"
     column = ident(rule.column)
     if rule.equals is not None:
         test = f"{column} IN ({', '.join(quote(v) for v in rule.equals)})"
@@ -159,14 +161,21 @@ def rows_sql(params: FocusParams, present: Sequence[str], source: str, *, groupe
     plan = columns_read(params, present)
     has = set(plan.columns)
     # Only the cheap test here: malformed JSON makes DuckDB raise, and focus_duck then finds the row.
-    tags_ok = "ltrim(\"Tags\")[1] = '{'" if "Tags" in has else "false"
+    # ltrim copies the text, so only the rare value that does not start with `{` pays for it.
+    tags_ok = (
+        "CASE WHEN starts_with(\"Tags\", '{') THEN true ELSE ltrim(\"Tags\")[1] = '{' END" if "Tags" in has else "false"
+    )
     tag_columns = "".join(
         f"{tag_column_sql(r, present, tags_ok)} AS tag_{i},\n        "
         for i, r in enumerate(params.attribution)
         if isinstance(r, TagRule)
     )
     project = "coalesce(" + ", ".join(rule_sql(r, f"tag_{i}") for i, r in enumerate(params.attribution)) + ", NULL)"
-    category = 'lower(trim("ChargeCategory"))' if "ChargeCategory" in has else "NULL"
+    # The spec's own spellings are matched as they are; lower(trim()) copies every other value.
+    spelled = " ".join(f"WHEN {quote(c.capitalize())} THEN {quote(c)}" for c in CATEGORIES)
+    category = (
+        f'CASE "ChargeCategory" {spelled} ELSE lower(trim("ChargeCategory")) END' if "ChargeCategory" in has else "NULL"
+    )
     details = ident("SkuPriceDetails") if "SkuPriceDetails" in has else "CAST(NULL AS VARCHAR)"
     description = ident("ChargeDescription") if "ChargeDescription" in has else "CAST(NULL AS VARCHAR)"
     pairs = bool({"SkuPriceDetails", "ChargeDescription"} & has)
@@ -229,7 +238,8 @@ def rows_sql(params: FocusParams, present: Sequence[str], source: str, *, groupe
         fine.append("gpus <> -2")
     if "ChargeCategory" in has:
         fine.append(f"(category IS NULL OR category IN ({names}))")
-    bad = "NOT coalesce(" + " AND ".join(fine) + ", false)"
+    # as a CASE condition each test runs only on the rows the previous ones passed
+    bad = "CASE WHEN " + " AND ".join(fine) + " THEN false ELSE true END"
     return f"""
     SELECT *, {project} AS project, {problem} AS problem, {bad} AS bad, {seconds} AS gs, {in_hours} AS qh FROM (
     SELECT *, {gpus} AS gpus FROM (

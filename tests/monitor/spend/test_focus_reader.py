@@ -7,6 +7,8 @@ import gzip
 import json
 import math
 import shutil
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -190,6 +192,58 @@ def test_a_byte_order_mark_and_lower_case_units_are_fine(tmp_path: Path) -> None
     aggregate = read(path)
     assert aggregate.rows == 10 and aggregate.gpu_rows == 10
     assert aggregate.totals.values[(ROWS, ((ATTRIBUTED, "BrightPathMatrix"),))]
+
+
+def test_category_and_tag_spellings_are_read_as_their_trimmed_lower_case_forms(tmp_path: Path) -> None:
+    # The query matches the spec's own spellings directly and only trims or lowers the others:
+    # both paths must give the same answer, as must Tags with leading blanks and blank tag values.
+    header = "BilledCost,EffectiveCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,Tags"
+    tags = {"churn": '"{""team"": ""churn""}"', "blank": '"{""team"": """"}"', "spaces": '"{""team"": ""   ""}"'}
+    lines = [
+        f"1,1,USD,2024-09-01 00:00:00,2024-09-01 01:00:00,Usage,{tags['churn']}",
+        f"2,2,USD,2024-09-01 00:00:00,2024-09-01 01:00:00,usage,{tags['churn']}",
+        f"4,4,USD,2024-09-01 00:00:00,2024-09-01 01:00:00,TAX ,{tags['churn']}",
+        f"8,8,USD,2024-09-01 00:00:00,2024-09-01 01:00:00, Purchase,{tags['churn']}",
+        f"16,16,USD,2024-09-01 00:00:00,2024-09-01 01:00:00,Credit,{tags['churn']}",
+        f"32,32,USD,2024-09-01 00:00:00,2024-09-01 01:00:00,aDJUSTMENT,{tags['churn']}",
+        f"64,64,USD,2024-09-01 00:00:00,2024-09-01 01:00:00,NULL,{tags['churn']}",
+        f"128,128,USD,2024-09-01 00:00:00,2024-09-01 01:00:00,Usage,{tags['blank']}",
+        f"256,256,USD,2024-09-01 00:00:00,2024-09-01 01:00:00,Usage,{tags['spaces']}",
+        '512,512,USD,2024-09-01 00:00:00,2024-09-01 01:00:00,Usage,"  {""team"": "" churn""}"',
+    ]
+    path = tmp_path / "spellings.csv"
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    got = {k: v for k, v in sums(read(path, attribution=[{"tag": "team"}])).items() if k[1] == "billed"}
+    assert got == {
+        ("churn", "billed", "other"): 1 + 2 + 4 + 64,
+        ("churn", "billed", "purchase"): 8,
+        ("churn", "billed", "credit"): 16,
+        ("churn", "billed", "adjustment"): 32,
+        (UNATTRIBUTED, "billed", "other"): 128 + 256,
+        (" churn", "billed", "other"): 512,  # a value is kept as written once it is not blank
+    }
+
+
+def test_a_csv_read_does_not_load_pyarrow(tmp_path: Path) -> None:
+    # Arrow is for Parquet and for locating a bad row; loading it costs ~45 MiB of every worker's RSS.
+    script = (
+        "import sys\n"
+        "import monitor.config.models\n"
+        "from collectors.spend.focus_params import FocusParams\n"
+        "from collectors.spend.focus_reader import read_focus_file\n"
+        "from monitor.spend.series import zone\n"
+        "p = FocusParams.model_validate({'path': 'unused', 'attribution': [{'tag': 'application'}]})\n"
+        "aggregate = read_focus_file(__import__('pathlib').Path(sys.argv[1]), p, zone(p.timezone))\n"
+        "print(aggregate.rows, sorted(m for m in sys.modules if m.split('.')[0] in ('pyarrow', 'pandas')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(sample_csv())],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert done.stdout.split() == [str(len(read_rows(sample_csv())[1])), "[]"]
 
 
 # --- bad input --------------------------------------------------------------------------------
