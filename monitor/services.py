@@ -37,6 +37,9 @@ log = logging.getLogger("mlmon.services")
 
 RETENTION_EVERY_SECONDS = 3600.0
 QUEUE_KEEP_HOURS = 24
+QUEUE_STATISTICS_EVERY_SECONDS = 2.0
+"""How often the leader looks whether the jobs table needs new planner statistics (one catalog
+read; the ANALYZE itself only after a burst of enqueued or finished runs)."""
 """Finished queue jobs kept this long (each run's outcome stays in source_runs)."""
 
 
@@ -136,6 +139,9 @@ class Services:
         if queue is not None:
             reap_every = max(1.0, runtime.settings.worker_heartbeat_seconds)
             scheduler.add_maintenance(MaintenanceJob("reap-stalled-runs", reap_every, lambda: _reap(queue)))
+            scheduler.add_maintenance(
+                MaintenanceJob("queue-statistics", QUEUE_STATISTICS_EVERY_SECONDS, queue.keep_statistics)
+            )
             scheduler.add_maintenance(
                 MaintenanceJob(
                     "queue-retention", RETENTION_EVERY_SECONDS, lambda: queue.prune(QUEUE_KEEP_HOURS), first_delay=90.0

@@ -23,6 +23,14 @@ from monitor.workqueue.names import QUEUE_SCHEMA, TASK, conninfo, lock_of
 
 log = logging.getLogger("mlmon.workqueue")
 
+ANALYZE_BASE_ROWS = 50
+ANALYZE_SHARE = 0.1
+"""PostgreSQL's own autovacuum_analyze_threshold and autovacuum_analyze_scale_factor defaults."""
+_CHANGED_SINCE_ANALYZE = (
+    "SELECT s.n_mod_since_analyze AS changed, c.reltuples AS rows FROM pg_stat_user_tables s "
+    "JOIN pg_class c ON c.oid = s.relid WHERE s.relid = 'procrastinate_jobs'::regclass"
+)
+
 T = TypeVar("T")
 
 Execute = Callable[[str, int, str, int], None]
@@ -250,13 +258,28 @@ class QueueNode:
         return ReapReport(tuple(retried), tuple(failed))
 
     def prune(self, hours: int) -> None:
-        """Forget finished jobs older than `hours` (source_runs keeps the history)."""
+        """Forget finished jobs older than `hours` (source_runs keeps the history), then vacuum
+        the queue's tables: on a server whose autovacuum is off, nothing else reclaims them."""
         self._call(
             self.app.job_manager.delete_old_jobs(
                 nb_hours=hours, include_failed=True, include_cancelled=True, include_aborted=True
             ),
             timeout=300.0,
         )
+        connector = self._enqueuer.connector.get_sync_connector()
+        connector.execute_query("VACUUM (ANALYZE) procrastinate_jobs, procrastinate_events")
+
+    def keep_statistics(self) -> bool:
+        """ANALYZE the jobs table when it changed as much as makes autovacuum analyze it (50 rows
+        plus 10% of the table); True when it did. procrastinate's fetch is planned from these
+        statistics: on a table never analyzed (autovacuum off, or not yet awake after a burst)
+        the fetch took 60 ms with 10,000 runs queued instead of 0.5 ms."""
+        connector = self._enqueuer.connector.get_sync_connector()
+        row = connector.execute_query_one(_CHANGED_SINCE_ANALYZE)
+        if row["changed"] <= ANALYZE_BASE_ROWS + ANALYZE_SHARE * max(row["rows"], 0.0):
+            return False
+        connector.execute_query("ANALYZE procrastinate_jobs")
+        return True
 
     # --- the worker's side --------------------------------------------------------------------------
 
