@@ -241,6 +241,9 @@ def main() -> int:
         with postgres_databases(args.postgres_url, 1, prefix="mlmon_bench_workers") as (database_url,):
             engine = make_engine(database_url)
             migrate.upgrade(engine)
+            with engine.connect() as conn:
+                # without autovacuum only mlmon's leader analyzes the jobs table (docs/workers.md)
+                progress(f"server autovacuum: {conn.execute(text('SHOW autovacuum')).scalar_one()}")
             engine.dispose()
             seconds: dict[int, float] = {}
             progress(f"in-process peer: {args.runs} runs in {args.concurrency} threads")

@@ -26,15 +26,26 @@ log = logging.getLogger("mlmon.workqueue")
 
 @contextmanager
 def fenced(engine: Engine, plan_id: str) -> Iterator[bool]:
-    """Yield True while this process alone runs `plan_id` (False: another run holds it)."""
+    """Yield True while this process alone runs `plan_id` (False: another run holds it).
+
+    A session lock on an autocommit connection: one statement to take it and one to give it
+    back, where a transaction-scoped lock took BEGIN, the statement and ROLLBACK (each round trip
+    is paid on every queued run)."""
+    key = {"cls": FENCE_CLASS, "key": plan_id}
     with engine.connect() as conn:
-        got = conn.execute(
-            text("SELECT pg_try_advisory_xact_lock(:cls, hashtext(:key))"), {"cls": FENCE_CLASS, "key": plan_id}
-        ).scalar()
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:cls, hashtext(:key))"), key).scalar())
         try:
-            yield bool(got)
+            yield got
         finally:
-            conn.rollback()  # ends the transaction, which releases the lock
+            if got:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:cls, hashtext(:key))"), key)
+                except Exception:
+                    # never hand a connection that may still hold the lock back to the pool:
+                    # closing it is what releases the lock
+                    conn.invalidate()
+                    raise
 
 
 @dataclass
