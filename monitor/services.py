@@ -187,8 +187,7 @@ def _queue_node(runtime: Runtime, runner: SourceRunner, role: WorkerRole) -> Que
         heartbeat_seconds=settings.worker_heartbeat_seconds,
         stalled_seconds=settings.worker_stalled_seconds,
     )
-    runs = QueuedRuns(runtime, runner, role.name)
-    return QueueNode(settings.database_url, options, runs, on_stop=runs.close)
+    return QueueNode(settings.database_url, options, QueuedRuns(runtime, runner, role.name))
 
 
 def _enqueuer(runtime: Runtime, batcher: DueBatcher) -> Callable[[SourcePlan], object]:

@@ -14,64 +14,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, text
 
 from monitor.plans import SourcePlan
 from monitor.runner import SourceRunner
 from monitor.runtime import Runtime
-from monitor.store.db import make_engine
 from monitor.workqueue.names import FENCE_CLASS
 
 log = logging.getLogger("mlmon.workqueue")
 
 
-_LOCK = text("SELECT pg_try_advisory_lock(:cls, hashtext(:key))")
-_UNLOCK = text("SELECT pg_advisory_unlock(:cls, hashtext(:key))")
-
-
-def fence_engine(database_url: str) -> Engine:
-    """The fences' own pool, without SQLAlchemy's pre-ping (one more round trip on every run): a
-    connection that died is found by the lock statement itself, and `fenced` takes a fresh one."""
-    return make_engine(database_url, pool_pre_ping=False, pool_size=4, max_overflow=64, pool_recycle=600)
-
-
 @contextmanager
 def fenced(engine: Engine, plan_id: str) -> Iterator[bool]:
-    """Yield True while this process alone runs `plan_id` (False: another run holds it).
-
-    A session lock on an autocommit connection: one statement to take it and one to give it
-    back, where a transaction-scoped lock took BEGIN, the statement and ROLLBACK (each round trip
-    is paid on every queued run)."""
-    key = {"cls": FENCE_CLASS, "key": plan_id}
-    conn, got = _take(engine, key)
-    try:
-        yield got
-    finally:
+    """Yield True while this process alone runs `plan_id` (False: another run holds it)."""
+    with engine.connect() as conn:
+        got = conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(:cls, hashtext(:key))"), {"cls": FENCE_CLASS, "key": plan_id}
+        ).scalar()
         try:
-            if got:
-                conn.execute(_UNLOCK, key)
-        except Exception:
-            # never hand a connection that may still hold the lock back to the pool: closing it
-            # is what releases the lock
-            conn.invalidate()
-            raise
+            yield bool(got)
         finally:
-            conn.close()
-
-
-def _take(engine: Engine, key: dict[str, object]) -> tuple[Connection, bool]:
-    """A connection and whether it took the lock; a pooled connection found dead is replaced once."""
-    for last in (False, True):
-        conn = engine.connect()
-        try:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            return conn, bool(conn.execute(_LOCK, key).scalar())
-        except DBAPIError as exc:
-            conn.close()
-            if last or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+            conn.rollback()  # ends the transaction, which releases the lock
 
 
 @dataclass
@@ -82,20 +45,13 @@ class QueuedRuns:
     runner: SourceRunner
     worker: str
     _plans: tuple[int, dict[str, SourcePlan]] = field(default=(0, {}))
-    _fences: Engine = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._fences = fence_engine(self.runtime.settings.database_url)
-
-    def close(self) -> None:
-        self._fences.dispose()
 
     def __call__(self, source_id: str, job_id: int, due: str, attempts: int = 0) -> None:
         plan = self._plan(source_id)
         if plan is None:
             log.warning("job %d names source %s, which this worker's configuration lacks; skipped", job_id, source_id)
             return
-        with fenced(self._fences, source_id) as alone:
+        with fenced(self.runtime.store.engine, source_id) as alone:
             if not alone:
                 log.warning("job %d: another run of %s is still in progress; this one is dropped", job_id, source_id)
                 return

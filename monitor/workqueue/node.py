@@ -66,20 +66,13 @@ def _autocommit_sync(connection: Any) -> None:
 
 
 class QueueNode:
-    def __init__(
-        self,
-        database_url: str,
-        options: NodeOptions,
-        execute: Execute | None = None,
-        on_stop: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, database_url: str, options: NodeOptions, execute: Execute | None = None) -> None:
         if not log.isEnabledFor(logging.DEBUG):
             # two INFO lines per job drown everything else at hundreds of runs a second; each
             # run's outcome is in source_runs and mlmon's own log already
             logging.getLogger("procrastinate").setLevel(logging.WARNING)
         self.options = options
         self._execute = execute
-        self._on_stop = on_stop
         connector = procrastinate.PsycopgConnector(
             conninfo=conninfo(database_url),
             kwargs={"options": f"-c search_path={QUEUE_SCHEMA}", "application_name": f"mlmon {options.name}"},
@@ -124,13 +117,6 @@ class QueueNode:
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop taking jobs, let the running ones finish, unregister, close the pool."""
-        try:
-            self._stop_serving(timeout)
-        finally:
-            if self._on_stop is not None:
-                self._on_stop()
-
-    def _stop_serving(self, timeout: float) -> None:
         self._enqueuer.close()
         loop = self._loop
         if loop is None or not self._thread.is_alive():
@@ -297,9 +283,6 @@ class QueueNode:
 
     # --- the worker's side --------------------------------------------------------------------------
 
-    async def _run_job(self, context: procrastinate.JobContext, source: str, due: str) -> None:
-        # An async task handing the run to the loop's executor itself: procrastinate runs a sync
-        # task through asgiref's sync_to_async, which costs more per job.
+    def _run_job(self, context: procrastinate.JobContext, source: str, due: str) -> None:
         assert self._execute is not None and context.job.id is not None
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._execute, source, context.job.id, due, context.job.attempts)
+        self._execute(source, context.job.id, due, context.job.attempts)

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from monitor.store.db import make_engine
-from monitor.workqueue.execute import fence_engine, fenced
+from monitor.workqueue.execute import fenced
 
 pytestmark = pytest.mark.postgres
 
@@ -45,26 +45,3 @@ def test_a_failing_run_gives_the_fence_back(queue_db: str) -> None:
             assert again
     finally:
         engine.dispose()
-
-
-def test_a_pooled_connection_the_server_dropped_is_replaced(queue_db: str) -> None:
-    # The fences' pool has no pre-ping: the lock statement itself finds a dead connection.
-    engine = fence_engine(queue_db)
-    admin = make_engine(queue_db, pool_size=1, max_overflow=0)
-    try:
-        with fenced(engine, "vision/eval") as held:
-            assert held
-        with admin.connect() as conn:
-            dropped = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-        assert dropped >= 1  # the fence's pooled connection among them
-        with fenced(engine, "vision/eval") as again:
-            assert again
-        assert _advisory_locks(admin) == 0
-    finally:
-        engine.dispose()
-        admin.dispose()
