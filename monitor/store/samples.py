@@ -172,7 +172,8 @@ class SampleStore:
         for start in range(0, len(hashes), _IN_CHUNK):
             for sid, digest in conn.execute(query, {"hashes": hashes[start : start + _IN_CHUNK]}):
                 ids[by_hash[digest]] = sid
-        # Cached only once the transaction commits: a rolled-back series row must not stay cached.
+        # Cached only once the transaction has committed: a rolled-back series row must not stay
+        # cached, and another thread must not insert samples naming a row it cannot see yet.
         pending: dict[SeriesKey, int] = conn.info.setdefault(self._pending_key, {})
         pending.update(ids)
         return ids
@@ -180,19 +181,30 @@ class SampleStore:
     def _on_transaction_end(self, engine: Engine) -> None:
         ref = weakref.ref(self)
         key = self._pending_key
+        committing = f"{key}_committed"
 
         def committed(conn: Connection) -> None:
+            # SQLAlchemy calls this *before* the COMMIT is sent: publishing the ids here let a
+            # second thread name a series row still invisible to it (a foreign-key violation when
+            # runs of one project's sources created their shared series at once). They wait for
+            # the connection's return to the pool, which comes after the COMMIT.
             pending = conn.info.pop(key, None)
-            store = ref()
-            if pending and store is not None:
-                with store._lock:
-                    store._ids.update(pending)
+            if pending:
+                conn.info.setdefault(committing, {}).update(pending)
 
         def rolled_back(conn: Connection) -> None:
             conn.info.pop(key, None)
 
+        def checked_in(_dbapi: Any, record: Any) -> None:
+            done = record.info.pop(committing, None) if record is not None else None
+            store = ref()
+            if done and store is not None:
+                with store._lock:
+                    store._ids.update(done)
+
         event.listen(engine, "commit", committed)
         event.listen(engine, "rollback", rolled_back)
+        event.listen(engine, "checkin", checked_in)
 
     # --- reading ---------------------------------------------------------------------------------
 
