@@ -37,10 +37,10 @@ log = logging.getLogger("mlmon.services")
 
 RETENTION_EVERY_SECONDS = 3600.0
 QUEUE_KEEP_HOURS = 24
+"""Finished queue jobs kept this long (each run's outcome stays in source_runs)."""
 QUEUE_STATISTICS_EVERY_SECONDS = 2.0
 """How often the leader looks whether the jobs table needs new planner statistics (one catalog
 read; the ANALYZE itself only after a burst of enqueued or finished runs)."""
-"""Finished queue jobs kept this long (each run's outcome stays in source_runs)."""
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,7 @@ def test_category_and_tag_spellings_are_read_as_their_trimmed_lower_case_forms(t
     }
 
 
-def test_a_csv_read_does_not_load_pyarrow(tmp_path: Path) -> None:
+def test_a_csv_read_does_not_load_pyarrow() -> None:
     # Arrow is for Parquet and for locating a bad row; loading it costs ~45 MiB of every worker's RSS.
     script = (
         "import sys\n"
