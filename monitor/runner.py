@@ -67,8 +67,17 @@ class SourceRunner:
     def stop(self) -> None:
         self.stopping.set()
 
-    def run(self, plan: SourcePlan, *, worker: str | None = None, job_id: int | None = None) -> RunRecord:
-        """Run `plan` once and store its outcome; `worker` and `job_id` say who ran it from the queue."""
+    def run(
+        self,
+        plan: SourcePlan,
+        *,
+        worker: str | None = None,
+        job_id: int | None = None,
+        collected: Callable[[], None] | None = None,
+    ) -> RunRecord:
+        """Run `plan` once and store its outcome; `worker` and `job_id` say who ran it from the queue.
+        `collected()` is called when the collection has ended, before its outcome is stored (a queue
+        worker then fetches its next job while this one's writes are under way)."""
         started = self.clock.now()
         t0 = time.perf_counter()
         who = _Who(worker, job_id)
@@ -91,7 +100,11 @@ class SourceRunner:
                 http=self.http.with_timeout(plan.timeout_seconds),
                 env=self.env,
             )
-            result = self._bounded(plan, ctx)
+            try:
+                result = self._bounded(plan, ctx)
+            finally:
+                if collected is not None:
+                    collected()
             samples, events = _validate(plan, result, started)
         except _Timeout:
             record = self._failure(plan, started, t0, f"timed out after {plan.timeout_seconds:g}s", "timeout", who)

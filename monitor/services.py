@@ -177,6 +177,7 @@ def _queue_node(runtime: Runtime, runner: SourceRunner, role: WorkerRole) -> Que
     if not uses_queue(runtime.settings.database_url):
         return None
     from monitor.workqueue.execute import QueuedRuns
+    from monitor.workqueue.fence import Fences
     from monitor.workqueue.node import NodeOptions, QueueNode
 
     settings = runtime.settings
@@ -187,7 +188,10 @@ def _queue_node(runtime: Runtime, runner: SourceRunner, role: WorkerRole) -> Que
         heartbeat_seconds=settings.worker_heartbeat_seconds,
         stalled_seconds=settings.worker_stalled_seconds,
     )
-    return QueueNode(settings.database_url, options, QueuedRuns(runtime, runner, role.name))
+    # one fence per job thread (the node runs jobs on concurrency + 2 threads)
+    fences = Fences(settings.database_url, role.concurrency + 2)
+    execute = QueuedRuns(runtime, runner, role.name, fences)
+    return QueueNode(settings.database_url, options, execute, on_stopped=fences.close)
 
 
 def _enqueuer(runtime: Runtime, batcher: DueBatcher) -> Callable[[SourcePlan], object]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from itertools import starmap
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, delete, insert, null, select, tuple_
+from sqlalchemy import Connection, Engine, Select, bindparam, delete, insert, null, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -67,6 +67,13 @@ class SourceStatus:
 
 _STATUS_COLUMNS = tuple(f.name for f in fields(SourceStatus))
 """source_state's columns in SourceStatus's field order."""
+
+_ONE_STATUS = select(*(source_state.c[name] for name in _STATUS_COLUMNS)).where(
+    source_state.c.project == bindparam("project"), source_state.c.source == bindparam("source")
+)
+"""Built once: every run reads its source's state, and building and caching the query anew
+(a tuple IN through `statuses`) held the GIL a millisecond per run, which a queue worker's other
+threads waited for."""
 
 
 class SourceStore:
@@ -196,8 +203,9 @@ class SourceStore:
         return out
 
     def status(self, project: str, source: str) -> SourceStatus | None:
-        found = self.statuses(refs=((project, source),))
-        return found[0] if found else None
+        with self.engine.connect() as conn:
+            row = conn.execute(_ONE_STATUS, {"project": project, "source": source}).first()
+        return SourceStatus(*row) if row is not None else None
 
     def runs(self, project: str | None = None, source: str | None = None, limit: int = 100) -> list[RunRecord]:
         query = select(source_runs).order_by(source_runs.c.started_at.desc(), source_runs.c.id.desc())
