@@ -152,9 +152,9 @@ class QueueNode:
 
     def _main(self) -> None:
         loop = asyncio.new_event_loop()
-        # Sync jobs run in the loop's default executor; size it to the concurrency so every
-        # job slot has its thread.
-        loop.set_default_executor(ThreadPoolExecutor(self.options.concurrency + 2, thread_name_prefix="queue-job"))
+        # Runs are made in the loop's default executor: a thread for each run collecting and each
+        # one still storing after its slot was freed (slots.py), and two spare.
+        loop.set_default_executor(ThreadPoolExecutor(2 * self.options.concurrency + 2, thread_name_prefix="queue-job"))
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
