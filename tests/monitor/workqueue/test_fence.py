@@ -32,6 +32,14 @@ def _fence_sessions(engine: Engine) -> list[int]:
         return [int(pid) for (pid,) in rows]
 
 
+def _end_the_fence_session(engine: Engine) -> int:
+    """Terminate the one fence connection's session (as a server restart would) and wait for it."""
+    (pid,) = _fence_sessions(engine)
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
+    return pid
+
+
 def test_one_holder_at_a_time_and_released_after_the_run(queue_db: str, engine: Engine) -> None:
     fences = Fences(queue_db, 3)
     try:
@@ -78,34 +86,21 @@ def test_a_failing_run_gives_the_fence_back(queue_db: str, engine: Engine) -> No
         fences.close()
 
 
-def test_a_connection_the_server_dropped_is_replaced(queue_db: str, engine: Engine) -> None:
+@pytest.mark.parametrize("during_the_run", [False, True], ids=["between runs", "during a run"])
+def test_a_fence_session_the_server_ended_is_replaced(queue_db: str, engine: Engine, during_the_run: bool) -> None:
     fences = Fences(queue_db, 1)
     try:
         with fences.hold("vision/eval") as held:
             assert held
-        (pid,) = _fence_sessions(engine)
-        with engine.begin() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            if during_the_run:  # the give-back then fails: the dead connection must not be pooled
+                pid = _end_the_fence_session(engine)
+        if not during_the_run:  # found out only when the next run uses the pooled connection
+            pid = _end_the_fence_session(engine)
+        assert _advisory_locks(engine) == 0  # the session's end released its lock
         with fences.hold("vision/eval") as again:
             assert again
             assert _advisory_locks(engine) == 1
-        assert _fence_sessions(engine) != [pid]
-    finally:
-        fences.close()
-
-
-def test_a_fence_whose_session_dies_mid_run_is_not_pooled_again(queue_db: str, engine: Engine) -> None:
-    fences = Fences(queue_db, 1)
-    try:
-        with fences.hold("vision/eval") as held:
-            assert held
-            (pid,) = _fence_sessions(engine)
-            with engine.begin() as conn:
-                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        # the session's end released the lock; the next run gets a new connection and the fence
-        assert _advisory_locks(engine) == 0
-        with fences.hold("vision/eval") as again:
-            assert again
+            assert _fence_sessions(engine) != [pid]
     finally:
         fences.close()
 
