@@ -1,12 +1,14 @@
 """Run slots: a worker takes a job only when it has a slot to run it in, and frees the slot the
-moment the run returns, before procrastinate records the job as finished.
+moment the run's collection has ended, while its outcome is stored and procrastinate records the
+job as finished.
 
 procrastinate frees a job's place in its worker only after the job's status is written, so with
-its concurrency as the number of runs, each run slot waited for that write (1.3 ms a run under
-load) before fetching the next job. Here procrastinate may hold twice as many jobs as there are
-slots, but its fetch first waits for a free slot: the next run starts while the previous one's
-finish is still being written. No job is fetched ahead of a free slot, so a long GPU evaluation
-never keeps a second one waiting on its worker while another worker could run it.
+its concurrency as the number of runs, each run slot waited for the run's writes and that finish
+(1.3 ms) before fetching the next job. Here procrastinate may hold twice as many jobs as there are
+slots (the runs collecting and those storing), but its fetch first waits for a free slot: the next
+run's fetch and start overlap the previous run's writes. No job is fetched ahead of a free slot, so
+a long GPU evaluation never keeps a second one waiting on its worker while another worker could
+run it.
 """
 
 from __future__ import annotations
