@@ -188,8 +188,7 @@ def _queue_node(runtime: Runtime, runner: SourceRunner, role: WorkerRole) -> Que
         heartbeat_seconds=settings.worker_heartbeat_seconds,
         stalled_seconds=settings.worker_stalled_seconds,
     )
-    # a fence per job thread: runs collecting and runs still storing (slots.py), and two spare
-    fences = Fences(settings.database_url, 2 * role.concurrency + 2)
+    fences = Fences(settings.database_url, options.job_threads)  # a fence per job thread
     execute = QueuedRuns(runtime, runner, role.name, fences)
     return QueueNode(settings.database_url, options, execute, on_stopped=fences.close)
 

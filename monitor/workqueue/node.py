@@ -50,6 +50,17 @@ class NodeOptions:
     poll_seconds: float = 5.0
     """How often an idle worker looks for jobs whose notification it missed."""
 
+    @property
+    def jobs_held(self) -> int:
+        """Jobs procrastinate holds at most: the runs collecting, and as many again still storing
+        after their slot was freed (slots.py)."""
+        return 2 * self.concurrency
+
+    @property
+    def job_threads(self) -> int:
+        """Threads (and fence connections) for those jobs, and two spare."""
+        return self.jobs_held + 2
+
 
 @dataclass(frozen=True)
 class ReapReport:
@@ -87,8 +98,8 @@ class QueueNode:
             kwargs={"options": f"-c search_path={QUEUE_SCHEMA}", "application_name": f"mlmon {options.name}"},
             configure=_autocommit,
             min_size=1,
-            # one connection per job's fetch or finish (twice the slots: slots.py), one spare
-            max_size=max(4, 2 * options.concurrency + 2),
+            # one connection per held job's fetch or finish, and spares
+            max_size=max(4, options.job_threads),
         )
         self.app = procrastinate.App(connector=connector)
         self.app.task(name=TASK, pass_context=True)(self._run_job)
@@ -152,9 +163,8 @@ class QueueNode:
 
     def _main(self) -> None:
         loop = asyncio.new_event_loop()
-        # Runs are made in the loop's default executor: a thread for each run collecting and each
-        # one still storing after its slot was freed (slots.py), and two spare.
-        loop.set_default_executor(ThreadPoolExecutor(2 * self.options.concurrency + 2, thread_name_prefix="queue-job"))
+        # runs are made in the loop's default executor, a thread per held job
+        loop.set_default_executor(ThreadPoolExecutor(self.options.job_threads, thread_name_prefix="queue-job"))
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
@@ -178,8 +188,7 @@ class QueueNode:
                     app=self.app,
                     queues=list(self.options.queues),
                     name=self.options.name,
-                    # jobs held: the runs, and as many again whose finish is being written
-                    concurrency=2 * self.options.concurrency,
+                    concurrency=self.options.jobs_held,
                     install_signal_handlers=False,
                     update_heartbeat_interval=self.options.heartbeat_seconds,
                     stalled_worker_timeout=self.options.stalled_seconds,

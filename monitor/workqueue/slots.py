@@ -37,13 +37,12 @@ class RunSlots:
             await asyncio.wait({taking, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
-        if taking.done() and not taking.cancelled():
-            if not self._stopping.is_set():
-                return True
+            taking.cancel()  # no-op once acquired; otherwise the slot is not taken later behind our back
+        got = taking.done() and not taking.cancelled()
+        if got and self._stopping.is_set():
             self._free.release()
-        else:
-            taking.cancel()
-        return False
+            return False
+        return got
 
     def give_back(self) -> None:
         self._free.release()
