@@ -78,7 +78,7 @@ from monitor.config.types import Duration
 from monitor.core.matchers import parse_matchers
 from monitor.core.naming import label_name_problem
 from monitor.http import request_json, snippet
-from monitor.spend.series import GPU_BUSY, RESERVED_ATTRIBUTIONS, UNATTRIBUTED, Basis, Scope, zone
+from monitor.spend.series import BUSY_METRIC, GPU_BUSY, RESERVED_ATTRIBUTIONS, UNATTRIBUTED, Basis, Scope, zone
 
 PROF = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
 GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
@@ -86,8 +86,6 @@ METRICS = {PROF: 1.0, GPU_UTIL: 100.0}
 """Busy metrics and their full-scale value."""
 MIG_PROFILE = "GPU_I_PROFILE"
 MIG_INSTANCE = "GPU_I_ID"
-BUSY_METRIC = "busy_metric"
-"""Label of busy readings read from the fallback metric."""
 _SLICES = re.compile(r"^(\d+)g\.", re.IGNORECASE)
 _MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*gb", re.IGNORECASE)
 FOUR_SLICE_MODELS = ("A30",)

@@ -20,6 +20,7 @@ from monitor.core.types import ms_from_datetime
 from monitor.spend.series import (
     ATTRIBUTED,
     BASIS,
+    BUSY_METRIC,
     GPU_BUSY,
     GPU_USAGE,
     ROWS,
@@ -50,6 +51,8 @@ class SourceDays:
     """(basis, scope) -> day -> amount."""
     gpu_usage: Daily = field(default_factory=dict)
     gpu_busy: Daily = field(default_factory=dict)
+    busy_from: dict[str, set[date]] = field(default_factory=dict)
+    """Fallback busy metric (DCGM_FI_DEV_GPU_UTIL) -> the days some busy time was read from it."""
     rows: Daily = field(default_factory=dict)
 
     def amounts(self, basis: str | None, scope: str, exclude: Collection[str] = ()) -> Daily:
@@ -161,6 +164,8 @@ def read_days(
                     _add(target.gpu_usage, days)
                 elif metric == GPU_BUSY:
                     _add(target.gpu_busy, days)
+                    if fallback := label_map.get(BUSY_METRIC):
+                        target.busy_from.setdefault(fallback, set()).update(days)
                 elif metric == ROWS:
                     _add(target.rows, days)
                 else:

@@ -15,7 +15,8 @@ Stored metrics (exported as `mlmon_<name>`):
     spend_<currency>      cost, labels basis (billed|effective|allocated|estimated),
                           scope (gpu|other|purchase|credit|adjustment)
     gpu_usage_seconds     GPU-seconds held: billed GPU-hours (FOCUS), allocated (OpenCost, DCGM)
-    gpu_busy_seconds      GPU-seconds busy (OpenCost gpuHours x efficiency, DCGM busy time)
+    gpu_busy_seconds      GPU-seconds busy (OpenCost gpuHours x efficiency, DCGM busy time);
+                          busy_metric names the metric when it is a fallback (DCGM_FI_DEV_GPU_UTIL)
     spend_rows            billing rows behind the day's figures (FOCUS)
 """
 
@@ -34,6 +35,8 @@ SOURCE = "source"
 ATTRIBUTED = "attributed_project"
 BASIS = "basis"
 SCOPE = "scope"
+BUSY_METRIC = "busy_metric"
+"""Label of busy readings read from a coarser fallback metric (its name): pages say so."""
 
 UNATTRIBUTED = "__unattributed__"
 IDLE = "__idle__"

@@ -7,9 +7,11 @@ pushed distribution batches whose statistic reached the threshold of the project
 `distribution` rule (Evidently's 0.1 defaults without one), and quality alerts (drop, change,
 distribution) at the moment they became active.
 
-Spend: the budget period's burn-up against the budget with the forecast band, GPU efficiency per
-day (busy / held GPU-hours of the sources that measure it) and the TCO report of the spend
-family. Stack: inventories, torch staleness and the open findings with their SLA due dates.
+Spend: the budget period's burn-up against the budget with the forecast band, the period's spend
+by kind (GPU and other usage, purchases, credits, adjustments: whether the budget counts each),
+GPU efficiency per day (busy / held GPU-hours of the sources that measure it, saying which busy
+time came from a coarser fallback metric) and the TCO report of the spend family. Stack:
+inventories, torch staleness and the open findings with their SLA due dates.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ from monitor.core.matchers import Matcher, Selector, matches_all
 from monitor.core.types import Event, SeriesKey, ms_from_datetime
 from monitor.quality.names import BASELINE_SUFFIX, DRIFT_METRIC, MODEL_VERSION
 from monitor.spend.budget import BudgetStatus, combine
+from monitor.spend.kinds import KindTotal, spend_by_kind
+from monitor.spend.ledger import SourceDays
 from monitor.spend.report import TcoReport, days_needed, load, report_periods, tco_report
+from monitor.spend.series import BUSY_METRIC
 from monitor.stack.advisories.severity import RANK
 from monitor.stack.releases import Staleness
 from monitor.stack.store import InventoryRow, StackStore
@@ -72,6 +77,12 @@ class ProjectPage:
     spend_refs: list[str] = field(default_factory=list)
     """The spend sources the budget and efficiency come from (other projects' shared ones included)."""
     spend_problems: list[str] = field(default_factory=list)
+    spend_kinds: list[KindTotal] = field(default_factory=list)
+    spend_kinds_period: str = ""
+    spend_kinds_basis: str = "billed"
+    spend_kinds_currency: str = ""
+    busy_fallbacks: list[str] = field(default_factory=list)
+    """Why some busy time on the efficiency chart is coarser: read from a fallback metric."""
     inventories: list[InventoryRow] = field(default_factory=list)
     staleness: list[Staleness] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -224,19 +235,47 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
         )
         page.spend_problems = list(status.problems)
         title = f"Spend in {status.period.label} against the budget of {status.amount:,.0f} {status.currency}"
+        budget = settings.budget
+        page.spend_kinds = spend_by_kind(
+            data.pick(data.counted), status.currency, budget.cost if budget else None, status.period.days, budget
+        )
+        page.spend_kinds_period = status.period.label
+        page.spend_kinds_basis = budget.cost if budget else "billed"
+        page.spend_kinds_currency = status.currency
     else:
         period = report_periods(settings, now, 1)[0]
         total = combine(data.pick(data.counted), data.currency, "billed", "all", period.days)
         daily = sorted((d, v) for d, v in total.daily.items() if period.contains(d))
         chart = BurnUp(period.first, period.last, daily, None, data.currency)
         title = f"Spend in {period.label} (no budget)"
+        page.spend_kinds = spend_by_kind(data.pick(data.counted), data.currency, "billed", period.days)
+        page.spend_kinds_period = period.label
+        page.spend_kinds_currency = data.currency
     page.burn_up = charts.burn_up(chart, title)
     page.efficiency, page.gpu_hours = efficiency_chart(data.pick(data.efficiency), now.date())
+    page.busy_fallbacks = busy_fallbacks(data.pick(data.efficiency), now.date())
     if config.project(project.id) is not None:
         page.tco = tco_report(store, config, project.id, now, config.spend.tco_periods)
         known = combine(data.pick(data.counted), data.currency, "billed", "all").daily
         page.first_spend_day = min(known) if known else None
         page.tco_rows = list(page.tco.rows)
+
+
+def busy_fallbacks(sources: Sequence[SourceDays], today: date) -> list[str]:
+    """One sentence per source and fallback metric that busy time in the efficiency chart's days came from."""
+    window = {today - timedelta(days=n) for n in range(EFFICIENCY_DAYS, 0, -1)}
+    out = []
+    for source in sources:
+        for metric, days in sorted(source.busy_from.items()):
+            used = len(days & window)
+            if used:
+                out.append(
+                    f"Busy time from {source.source.ref} on {used} of these days is {metric}, the share of time "
+                    "any kernel ran: the exporter reports no profiling metric (DCGM_FI_PROF_GR_ENGINE_ACTIVE) for "
+                    "those GPUs, so a GPU running one small kernel counts as fully busy. Its readings are "
+                    f'labelled {BUSY_METRIC}="{metric}".'
+                )
+    return out
 
 
 def efficiency_chart(sources: Sequence[Any], today: date) -> tuple[Markup | None, float | None]:

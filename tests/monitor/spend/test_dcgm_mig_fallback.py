@@ -147,6 +147,7 @@ def test_without_profiling_metrics_gpu_util_is_read_and_labelled(make_runtime: R
     assert churn.amounts(None, "gpu")[now.date()] == pytest.approx(held / 3600 * 2.0)
     busy = [s for s in runtime.store.samples.find_series() if s.key.metric == "gpu_busy_seconds"]
     assert busy and all(dict(s.key.labels).get("busy_metric") == "DCGM_FI_DEV_GPU_UTIL" for s in busy)
+    assert churn.busy_from == {"DCGM_FI_DEV_GPU_UTIL": {now.date()}}  # what the project page says it from
 
 
 def test_without_profiling_metrics_fallback_none_fails_the_run(make_runtime: RuntimeFactory, tmp_path: Path) -> None:

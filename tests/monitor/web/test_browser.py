@@ -125,6 +125,9 @@ def test_the_project_page_draws_quality_spend_efficiency_and_findings(world: Wor
     assert one(browser, "#spend g.hline-budget").get_attribute("data-value") == "3000"
     assert css(browser, "#spend polygon.band-forecast") and css(browser, "#spend g.line-forecast")
     assert "80% interval" in one(browser, "#budget").text
+    kinds = css(browser, "#spend-kinds tbody tr")
+    assert [k.get_attribute("data-scope") for k in kinds] == ["gpu"]  # the world's bill is GPU usage only
+    assert kinds[0].text.split()[2:] == [*one(browser, "#spent").text.split()[:2], "counted"]
 
     bars = css(browser, "#spend svg.chart-efficiency rect.bar")
     assert len(bars) == 30 and {b.get_attribute("data-value") for b in bars} == {"0.25"}
