@@ -13,10 +13,17 @@ one run, each side in its own fresh process (so each peak RSS is its own), alter
 2. duckdb: `read_csv` (types sniffed) with `Tags->>'$.ml-project'` and `GROUP BY` project, day
    of BilledCost and EffectiveCost: the engine alone, without validation or attribution rules;
 3. pandas: `read_csv(usecols=...)`, the project out of `Tags` with `str.extract`, the day with
-   `to_datetime`, `groupby([project, day]).sum()`.
+   `to_datetime`, `groupby([project, day]).sum()`;
+4. duckdb-min: DuckDB's query of 2. plus only the least the issue asks of any reader on top:
+   GPU rows told apart (mlmon's own GPU-candidate pattern on ChargeDescription, as a group key)
+   and a flag for a charge period that ends before it starts or a cost that is NULL or not
+   finite. No Tags rules, no category, no spreading, no GPU-hours, no located errors: a lower
+   bound, by construction, for what mlmon's read could cost;
+5. scan: DuckDB's `SELECT count(*)` over the same `read_csv`: what reading the file costs at all.
 
-All report the billed total per project; the benchmark fails if they disagree. It prints wall
-and CPU seconds, rows/s, the ratio mlmon/DuckDB (goal <= 1.1) and peak RSS (goal <= 300 MiB).
+All but the scan report the billed total per project; the benchmark fails if they disagree. It
+prints wall and CPU seconds, rows/s, the ratio mlmon/DuckDB (goal <= 1.1) and peak RSS (goal <=
+300 MiB), and how far the peer and duckdb-min are above the bare scan.
 
     .venv/bin/python bench/focus.py                         # 2,000,000 rows, 500 projects
     .venv/bin/python bench/focus.py --rows 200000 --repeat 1
@@ -31,7 +38,6 @@ import csv
 import json
 import math
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -44,7 +50,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "billing" / "focus" / "focus_sample.csv"
 TAG = "ml-project"
-SIDES = ("mlmon", "duckdb", "pandas")
+SIDES = ("mlmon", "duckdb", "pandas", "duckdb-min", "scan")
 NUMERIC = {
     "BilledCost",
     "ConsumedQuantity",
@@ -217,6 +223,61 @@ def run_duckdb(path: Path) -> dict[str, Any]:
     }
 
 
+def run_duckdb_min(path: Path) -> dict[str, Any]:
+    """The peer's query plus GPU rows told apart and the cheapest validity flag (module docstring, 4.)."""
+    started = time.perf_counter()
+    import duckdb
+
+    sys.path.insert(0, str(REPO))
+    from collectors.spend.gpu_families import candidate_pattern
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    timed, cpu = time.perf_counter(), time.process_time()
+    found = con.execute(
+        f"""SELECT coalesce(Tags->>'$."{TAG}"', '__unattributed__') AS project, CAST(ChargePeriodStart AS DATE) AS day,
+                   regexp_matches(ChargeDescription, ?) AS gpu,
+                   bool_or(ChargePeriodEnd < ChargePeriodStart OR NOT isfinite(BilledCost)
+                           OR NOT isfinite(EffectiveCost)) AS bad,
+                   sum(BilledCost) AS billed, count(*) AS n
+            FROM read_csv(?, nullstr = 'NULL') GROUP BY ALL""",
+        [candidate_pattern(), str(path)],
+    ).fetchall()
+    seconds, cpu = time.perf_counter() - timed, time.process_time() - cpu
+    billed: dict[str, float] = {}
+    for project, _day, _gpu, bad, b, _n in found:
+        if bad:
+            raise SystemExit(f"duckdb-min: the generated file has a bad row in {project}")
+        billed[project] = billed.get(project, 0.0) + b
+    return {
+        "rows": sum(r[5] for r in found),
+        "seconds": seconds,
+        "cpu": cpu,
+        "with_imports": time.perf_counter() - started,
+        "readings": len(found),
+        "billed": billed,
+    }
+
+
+def run_scan(path: Path) -> dict[str, Any]:
+    """Reading the file and nothing else (module docstring, 5.)."""
+    started = time.perf_counter()
+    import duckdb
+
+    con = duckdb.connect()
+    timed, cpu = time.perf_counter(), time.process_time()
+    (rows,) = con.execute("SELECT count(*) FROM read_csv(?, nullstr = 'NULL')", [str(path)]).fetchone() or (0,)
+    seconds, cpu = time.perf_counter() - timed, time.process_time() - cpu
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "cpu": cpu,
+        "with_imports": time.perf_counter() - started,
+        "readings": 0,
+        "billed": {},
+    }
+
+
 def run_pandas(path: Path) -> dict[str, Any]:
     started = time.perf_counter()
     import pandas as pd
@@ -244,14 +305,18 @@ def run_pandas(path: Path) -> dict[str, Any]:
 
 
 def child(side: str, path: Path, workdir: Path) -> None:
+    sys.path.insert(0, str(REPO))
+    from bench.rss import peak_rss_bytes
+
     if side == "mlmon":
         copy = workdir / "mlmon-copy.csv"  # the append run grows the file: keep the shared one intact
         shutil.copyfile(path, copy)
         result = run_mlmon(copy, workdir)
         copy.unlink()
     else:
-        result = run_duckdb(path) if side == "duckdb" else run_pandas(path)
-    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        runs = {"duckdb": run_duckdb, "pandas": run_pandas, "duckdb-min": run_duckdb_min, "scan": run_scan}
+        result = runs[side](path)
+    result["peak_rss_bytes"] = peak_rss_bytes()
     print(json.dumps(result))
 
 
@@ -303,12 +368,12 @@ def main() -> int:
             runs[side].append(measure(side, path, workdir))
     best = {side: min(results, key=lambda r: r["seconds"]) for side, results in runs.items()}
     print()
-    head = f"{'side':<8} {'rows':>11} {'wall s':>7} {'CPU s':>7} {'rows/s':>11} {'peak RSS MiB':>13}"
+    head = f"{'side':<10} {'rows':>11} {'wall s':>7} {'CPU s':>7} {'rows/s':>11} {'peak RSS MiB':>13}"
     print(f"{head}  (best of {args.repeat})")
     for side in SIDES:
         r = best[side]
         print(
-            f"{side:<8} {r['rows']:>11,} {r['seconds']:>7.2f} {r['cpu']:>7.2f} {r['rows'] / r['seconds']:>11,.0f} "
+            f"{side:<10} {r['rows']:>11,} {r['seconds']:>7.2f} {r['cpu']:>7.2f} {r['rows'] / r['seconds']:>11,.0f} "
             f"{r['peak_rss_bytes'] / 2**20:>13,.0f}"
         )
     for side in SIDES:
@@ -321,6 +386,15 @@ def main() -> int:
     append = mlmon["append_seconds"] / mlmon["seconds"]
     print(f"\nmlmon/duckdb wall time: {wall:.2f} (goal <= 1.1); CPU time: {cpu:.2f}")
     print(f"mlmon/pandas wall time: {mlmon['seconds'] / best['pandas']['seconds']:.2f}")
+    least, scan = best["duckdb-min"], best["scan"]
+    print(
+        f"above the bare scan (wall): duckdb {duck['seconds'] / scan['seconds']:.2f}, duckdb-min "
+        f"{least['seconds'] / scan['seconds']:.2f}, mlmon {mlmon['seconds'] / scan['seconds']:.2f}"
+    )
+    print(
+        f"duckdb-min/duckdb wall time: {least['seconds'] / duck['seconds']:.2f} (the least the issue's work costs "
+        f"the engine itself); mlmon/duckdb-min: {mlmon['seconds'] / least['seconds']:.2f}"
+    )
     print(f"mlmon peak RSS: {rss:,.0f} MiB (goal <= 300); duckdb alone: {duck['peak_rss_bytes'] / 2**20:,.0f} MiB")
     print(
         f"append re-read ({mlmon['append_rows']:,} rows appended): {mlmon['append_seconds']:.2f}s = "
@@ -332,9 +406,9 @@ def main() -> int:
             math.isclose(best[side]["billed"].get(p, 0.0), v, rel_tol=1e-9, abs_tol=1e-6)
             for p, v in best["pandas"]["billed"].items()
         )
-        for side in ("mlmon", "duckdb")
+        for side in ("mlmon", "duckdb", "duckdb-min")
     )
-    print(f"per-project billed totals agree (mlmon, duckdb, pandas): {agree}")
+    print(f"per-project billed totals agree (mlmon, duckdb, duckdb-min, pandas): {agree}")
     if not args.keep:
         shutil.rmtree(workdir)
     return 0 if wall <= 1.1 and rss <= 300 and append <= 0.2 and agree and mlmon["append_ok"] else 1
