@@ -196,25 +196,24 @@ def _append_one_percent(path: Path, rows: int) -> int:
     return count
 
 
-def run_duckdb(path: Path) -> dict[str, Any]:
+def _duckdb_side(sql: str, parameters: list[Any], billed_at: int | None, bad_at: int | None = None) -> dict[str, Any]:
+    """Time `sql` in a fresh DuckDB; each answer row's last value is its row count, the value at
+    `billed_at` is summed per project (the first value) and the one at `bad_at` must be 0."""
     started = time.perf_counter()
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     timed, cpu = time.perf_counter(), time.process_time()
-    found = con.execute(
-        f"""SELECT coalesce(Tags->>'$."{TAG}"', '__unattributed__') AS project, CAST(ChargePeriodStart AS DATE) AS day,
-                   sum(BilledCost) AS billed, sum(EffectiveCost) AS effective, count(*) AS n
-            FROM read_csv(?, nullstr = 'NULL') GROUP BY ALL""",
-        [str(path)],
-    ).fetchall()
+    found = con.execute(sql, parameters).fetchall()
     seconds, cpu = time.perf_counter() - timed, time.process_time() - cpu
+    if bad_at is not None and any(row[bad_at] for row in found):
+        raise SystemExit("a row of the generated file breaks a FOCUS rule")
     billed: dict[str, float] = {}
-    for project, _day, b, _e, _n in found:
-        billed[project] = billed.get(project, 0.0) + b
+    for row in found if billed_at is not None else []:
+        billed[row[0]] = billed.get(row[0], 0.0) + row[billed_at]
     return {
-        "rows": sum(r[4] for r in found),
+        "rows": sum(r[-1] for r in found),
         "seconds": seconds,
         "cpu": cpu,
         "with_imports": time.perf_counter() - started,
@@ -223,18 +222,22 @@ def run_duckdb(path: Path) -> dict[str, Any]:
     }
 
 
+def run_duckdb(path: Path) -> dict[str, Any]:
+    return _duckdb_side(
+        f"""SELECT coalesce(Tags->>'$."{TAG}"', '__unattributed__') AS project, CAST(ChargePeriodStart AS DATE) AS day,
+                   sum(BilledCost) AS billed, sum(EffectiveCost) AS effective, count(*) AS n
+            FROM read_csv(?, nullstr = 'NULL') GROUP BY ALL""",
+        [str(path)],
+        billed_at=2,
+    )
+
+
 def run_duckdb_min(path: Path) -> dict[str, Any]:
     """The peer's query plus GPU rows told apart and the cheapest validity flag (module docstring, 4.)."""
-    started = time.perf_counter()
-    import duckdb
-
     sys.path.insert(0, str(REPO))
     from collectors.spend.gpu_families import candidate_pattern
 
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    timed, cpu = time.perf_counter(), time.process_time()
-    found = con.execute(
+    return _duckdb_side(
         f"""SELECT coalesce(Tags->>'$."{TAG}"', '__unattributed__') AS project, CAST(ChargePeriodStart AS DATE) AS day,
                    regexp_matches(ChargeDescription, ?) AS gpu,
                    bool_or(ChargePeriodEnd < ChargePeriodStart OR NOT isfinite(BilledCost)
@@ -242,40 +245,14 @@ def run_duckdb_min(path: Path) -> dict[str, Any]:
                    sum(BilledCost) AS billed, count(*) AS n
             FROM read_csv(?, nullstr = 'NULL') GROUP BY ALL""",
         [candidate_pattern(), str(path)],
-    ).fetchall()
-    seconds, cpu = time.perf_counter() - timed, time.process_time() - cpu
-    billed: dict[str, float] = {}
-    for project, _day, _gpu, bad, b, _n in found:
-        if bad:
-            raise SystemExit(f"duckdb-min: the generated file has a bad row in {project}")
-        billed[project] = billed.get(project, 0.0) + b
-    return {
-        "rows": sum(r[5] for r in found),
-        "seconds": seconds,
-        "cpu": cpu,
-        "with_imports": time.perf_counter() - started,
-        "readings": len(found),
-        "billed": billed,
-    }
+        billed_at=4,
+        bad_at=3,
+    )
 
 
 def run_scan(path: Path) -> dict[str, Any]:
     """Reading the file and nothing else (module docstring, 5.)."""
-    started = time.perf_counter()
-    import duckdb
-
-    con = duckdb.connect()
-    timed, cpu = time.perf_counter(), time.process_time()
-    (rows,) = con.execute("SELECT count(*) FROM read_csv(?, nullstr = 'NULL')", [str(path)]).fetchone() or (0,)
-    seconds, cpu = time.perf_counter() - timed, time.process_time() - cpu
-    return {
-        "rows": rows,
-        "seconds": seconds,
-        "cpu": cpu,
-        "with_imports": time.perf_counter() - started,
-        "readings": 0,
-        "billed": {},
-    }
+    return _duckdb_side("SELECT count(*) FROM read_csv(?, nullstr = 'NULL')", [str(path)], billed_at=None)
 
 
 def run_pandas(path: Path) -> dict[str, Any]:
