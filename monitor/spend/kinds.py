@@ -52,6 +52,11 @@ def _counted(scope: Scope, budget: BudgetConfig | None) -> tuple[bool | None, st
     return True, ""
 
 
+def bases_read(sources: Sequence[SourceDays], basis: str | None) -> list[str]:
+    """The cost bases the totals hold: `basis` for a FOCUS bill, the only one of other sources."""
+    return sorted({found for source in sources if source.spend and (found := source.basis_for(basis))})
+
+
 def spend_by_kind(
     sources: Sequence[SourceDays],
     currency: str,

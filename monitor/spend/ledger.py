@@ -55,12 +55,17 @@ class SourceDays:
     """Fallback busy metric (DCGM_FI_DEV_GPU_UTIL) -> the days some busy time was read from it."""
     rows: Daily = field(default_factory=dict)
 
+    def basis_for(self, basis: str | None) -> str | None:
+        """The basis `amounts` reads for `basis`: itself, or the source's only one (OpenCost's
+        allocated, DCGM's estimated) when it has not that one."""
+        bases = {b for b, _ in self.spend}
+        return basis if basis in bases else (sorted(bases)[0] if len(bases) == 1 else basis)
+
     def amounts(self, basis: str | None, scope: str, exclude: Collection[str] = ()) -> Daily:
         """Daily spend of one basis (None: the source's own) and scope (`all` or `gpu`), leaving
         out the charge scopes in `exclude` (purchase, credit, adjustment)."""
         out: Daily = defaultdict(float)
-        bases = {b for b, _ in self.spend}
-        chosen = basis if basis in bases else (sorted(bases)[0] if len(bases) == 1 else basis)
+        chosen = self.basis_for(basis)
         for (b, s), per_day in self.spend.items():
             if b == chosen and (scope == "all" or s == scope) and s not in exclude:
                 for day, value in per_day.items():

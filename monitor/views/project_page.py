@@ -30,7 +30,7 @@ from monitor.core.matchers import Matcher, Selector, matches_all
 from monitor.core.types import Event, SeriesKey, ms_from_datetime
 from monitor.quality.names import BASELINE_SUFFIX, DRIFT_METRIC, MODEL_VERSION
 from monitor.spend.budget import BudgetStatus, combine
-from monitor.spend.kinds import KindTotal, spend_by_kind
+from monitor.spend.kinds import KindTotal, bases_read, spend_by_kind
 from monitor.spend.ledger import SourceDays
 from monitor.spend.report import TcoReport, days_needed, load, report_periods, tco_report
 from monitor.spend.series import BUSY_METRIC
@@ -79,7 +79,8 @@ class ProjectPage:
     spend_problems: list[str] = field(default_factory=list)
     spend_kinds: list[KindTotal] = field(default_factory=list)
     spend_kinds_period: str = ""
-    spend_kinds_basis: str = "billed"
+    spend_kinds_bases: list[str] = field(default_factory=list)
+    """The cost bases in those totals (billed or effective of a bill, allocated, estimated)."""
     spend_kinds_currency: str = ""
     busy_fallbacks: list[str] = field(default_factory=list)
     """Why some busy time on the efficiency chart is coarser: read from a fallback metric."""
@@ -236,11 +237,11 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
         page.spend_problems = list(status.problems)
         title = f"Spend in {status.period.label} against the budget of {status.amount:,.0f} {status.currency}"
         budget = settings.budget
-        page.spend_kinds = spend_by_kind(
-            data.pick(data.counted), status.currency, budget.cost if budget else None, status.period.days, budget
-        )
+        basis = budget.cost if budget else None
+        counted = data.pick(data.counted)
+        page.spend_kinds = spend_by_kind(counted, status.currency, basis, status.period.days, budget)
         page.spend_kinds_period = status.period.label
-        page.spend_kinds_basis = budget.cost if budget else "billed"
+        page.spend_kinds_bases = bases_read(counted, basis)
         page.spend_kinds_currency = status.currency
     else:
         period = report_periods(settings, now, 1)[0]
@@ -248,8 +249,10 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
         daily = sorted((d, v) for d, v in total.daily.items() if period.contains(d))
         chart = BurnUp(period.first, period.last, daily, None, data.currency)
         title = f"Spend in {period.label} (no budget)"
-        page.spend_kinds = spend_by_kind(data.pick(data.counted), data.currency, "billed", period.days)
+        counted = data.pick(data.counted)
+        page.spend_kinds = spend_by_kind(counted, data.currency, "billed", period.days)
         page.spend_kinds_period = period.label
+        page.spend_kinds_bases = bases_read(counted, "billed")
         page.spend_kinds_currency = data.currency
     page.burn_up = charts.burn_up(chart, title)
     page.efficiency, page.gpu_hours = efficiency_chart(data.pick(data.efficiency), now.date())

@@ -7,7 +7,7 @@ from datetime import date
 
 import monitor.config.models  # noqa: F401  (loads the config package before the spend modules)
 from monitor.spend.config import BudgetConfig
-from monitor.spend.kinds import spend_by_kind
+from monitor.spend.kinds import bases_read, spend_by_kind
 from monitor.spend.ledger import SourceDays
 from monitor.spend.series import Scope
 from monitor.spend.sources import SpendSource
@@ -63,3 +63,11 @@ def test_a_source_in_another_currency_is_not_added_in() -> None:
     waiting = source("azure", None, {})
     found = spend_by_kind([bill(), euros, waiting], "USD", "billed", DAYS)
     assert found[0].scope is Scope.GPU and found[0].amount == 20.0
+
+
+def test_the_bases_read_are_the_budgets_for_a_bill_and_the_only_one_of_other_sources() -> None:
+    cluster = source("k8s", "USD", {("allocated", "gpu"): {DAYS[0]: 5.0}})
+    waiting = source("azure", None, {})
+    assert bases_read([bill()], "effective") == ["effective"]
+    assert bases_read([bill(), cluster, waiting], "billed") == ["allocated", "billed"]
+    assert spend_by_kind([cluster], "USD", "billed", DAYS)[0].amount == 5.0  # as the budget counts it

@@ -121,7 +121,7 @@ def test_purchases_are_shown_apart_and_not_counted_when_the_budget_excludes_them
     }
     assert spent(html).startswith("550 USD (18%)")  # 480 + 120 - 50: what the counted rows add up to
     assert '<th class="num">2026-11 to date</th>' in html
-    assert "A charge that covers several days (a commitment bought upfront) is spread over them." in html
+    assert "Billed cost of the spend sources the budget counts. A charge that covers several days" in html
 
 
 def test_without_an_exclusion_the_purchase_is_counted_in_the_budget(
