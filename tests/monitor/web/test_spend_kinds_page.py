@@ -122,6 +122,7 @@ def test_purchases_are_shown_apart_and_not_counted_when_the_budget_excludes_them
     assert spent(html).startswith("550 USD (18%)")  # 480 + 120 - 50: what the counted rows add up to
     assert '<th class="num">2026-11 to date</th>' in html
     assert "Billed cost of the spend sources the budget counts. A charge that covers several days" in html
+    assert "Spend here counts every kind, purchases and commitments included, which the budget" in html  # the TCO
 
 
 def test_without_an_exclusion_the_purchase_is_counted_in_the_budget(
@@ -130,6 +131,7 @@ def test_without_an_exclusion_the_purchase_is_counted_in_the_budget(
     html = page(make_runtime, tmp_path, "")
     assert kinds(html)["purchase"] == ("600 USD", "counted")
     assert spent(html).startswith("1,150 USD (38%)")
+    assert "Spend here counts every kind" not in html
 
 
 def test_without_a_budget_the_kinds_are_shown_for_the_month_without_a_counted_column(
