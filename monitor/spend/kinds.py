@@ -69,7 +69,7 @@ def spend_by_kind(
     wanted = set(days)
     out: list[KindTotal] = []
     for scope in Scope:
-        daily = combine(sources, currency, basis, scope.value, sorted(wanted)).daily
+        daily = combine(sources, currency, basis, scope.value).daily
         amounts = [value for day, value in daily.items() if day in wanted]
         if not amounts:
             continue

@@ -33,7 +33,7 @@ from monitor.spend.budget import BudgetStatus, combine
 from monitor.spend.kinds import KindTotal, bases_read, spend_by_kind
 from monitor.spend.ledger import SourceDays
 from monitor.spend.report import TcoReport, days_needed, load, report_periods, tco_report
-from monitor.spend.series import BUSY_METRIC
+from monitor.spend.series import BUSY_METRIC, CHARGE_SCOPES
 from monitor.stack.advisories.severity import RANK
 from monitor.stack.releases import Staleness
 from monitor.stack.store import InventoryRow, StackStore
@@ -58,6 +58,27 @@ class QualityChart:
     baseline: float | None
 
 
+@dataclass(frozen=True)
+class SpendKinds:
+    """The Spend by kind table: each kind's total over the period to date (kinds.py)."""
+
+    period: str
+    currency: str
+    bases: list[str]
+    """The cost bases in those totals (billed or effective of a bill, allocated, estimated)."""
+    rows: list[KindTotal]
+
+    @property
+    def has_charges(self) -> bool:
+        """Purchases, credits or adjustments: charges that may cover several days."""
+        return any(k.scope in CHARGE_SCOPES for k in self.rows)
+
+    @property
+    def left_out(self) -> list[str]:
+        """The kinds the budget's figure does not count."""
+        return [k.label for k in self.rows if k.counted is False]
+
+
 @dataclass
 class ProjectPage:
     project: ProjectConfig
@@ -77,11 +98,7 @@ class ProjectPage:
     spend_refs: list[str] = field(default_factory=list)
     """The spend sources the budget and efficiency come from (other projects' shared ones included)."""
     spend_problems: list[str] = field(default_factory=list)
-    spend_kinds: list[KindTotal] = field(default_factory=list)
-    spend_kinds_period: str = ""
-    spend_kinds_bases: list[str] = field(default_factory=list)
-    """The cost bases in those totals (billed or effective of a bill, allocated, estimated)."""
-    spend_kinds_currency: str = ""
+    spend_kinds: SpendKinds | None = None
     busy_fallbacks: list[str] = field(default_factory=list)
     """Why some busy time on the efficiency chart is coarser: read from a fallback metric."""
     inventories: list[InventoryRow] = field(default_factory=list)
@@ -215,6 +232,7 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
     page.budget = status
     page.spend_refs = [*data.counted, *data.efficiency]
     page.spend_problems = list(data.problems)
+    counted = data.pick(data.counted)
     if status is not None:
         f = status.forecast
         chart = BurnUp(
@@ -236,37 +254,31 @@ def spend_charts(store: Store, config: MlmonConfig, project: ProjectConfig, now:
         )
         page.spend_problems = list(status.problems)
         title = f"Spend in {status.period.label} against the budget of {status.amount:,.0f} {status.currency}"
-        budget = settings.budget
-        basis = budget.cost if budget else None
-        counted = data.pick(data.counted)
-        page.spend_kinds = spend_by_kind(counted, status.currency, basis, status.period.days, budget)
-        page.spend_kinds_period = status.period.label
-        page.spend_kinds_bases = bases_read(counted, basis)
-        page.spend_kinds_currency = status.currency
+        period, currency = status.period, status.currency
     else:
-        period = report_periods(settings, now, 1)[0]
-        total = combine(data.pick(data.counted), data.currency, "billed", "all", period.days)
+        period, currency = report_periods(settings, now, 1)[0], data.currency
+        total = combine(counted, currency, "billed", "all", period.days)
         daily = sorted((d, v) for d, v in total.daily.items() if period.contains(d))
-        chart = BurnUp(period.first, period.last, daily, None, data.currency)
+        chart = BurnUp(period.first, period.last, daily, None, currency)
         title = f"Spend in {period.label} (no budget)"
-        counted = data.pick(data.counted)
-        page.spend_kinds = spend_by_kind(counted, data.currency, "billed", period.days)
-        page.spend_kinds_period = period.label
-        page.spend_kinds_bases = bases_read(counted, "billed")
-        page.spend_kinds_currency = data.currency
     page.burn_up = charts.burn_up(chart, title)
-    page.efficiency, page.gpu_hours = efficiency_chart(data.pick(data.efficiency), now.date())
-    page.busy_fallbacks = busy_fallbacks(data.pick(data.efficiency), now.date())
+    budget = settings.budget
+    basis = budget.cost if budget else "billed"
+    kinds = spend_by_kind(counted, currency, basis, period.days, budget)
+    page.spend_kinds = SpendKinds(period.label, currency, bases_read(counted, basis), kinds)
+    efficiency = data.pick(data.efficiency)
+    page.efficiency, page.gpu_hours = efficiency_chart(efficiency, now.date())
+    page.busy_fallbacks = busy_fallbacks(efficiency, now.date())
     if config.project(project.id) is not None:
         page.tco = tco_report(store, config, project.id, now, config.spend.tco_periods)
-        known = combine(data.pick(data.counted), data.currency, "billed", "all").daily
+        known = combine(counted, data.currency, "billed", "all").daily
         page.first_spend_day = min(known) if known else None
         page.tco_rows = list(page.tco.rows)
 
 
 def busy_fallbacks(sources: Sequence[SourceDays], today: date) -> list[str]:
     """One sentence per source and fallback metric that busy time in the efficiency chart's days came from."""
-    window = {today - timedelta(days=n) for n in range(EFFICIENCY_DAYS, 0, -1)}
+    window = set(efficiency_days(today))
     out = []
     for source in sources:
         for metric, days in sorted(source.busy_from.items()):
@@ -281,8 +293,13 @@ def busy_fallbacks(sources: Sequence[SourceDays], today: date) -> list[str]:
     return out
 
 
+def efficiency_days(today: date) -> list[date]:
+    """The days the efficiency chart draws: the EFFICIENCY_DAYS complete days before today."""
+    return [today - timedelta(days=n) for n in range(EFFICIENCY_DAYS, 0, -1)]
+
+
 def efficiency_chart(sources: Sequence[Any], today: date) -> tuple[Markup | None, float | None]:
-    days = [today - timedelta(days=n) for n in range(EFFICIENCY_DAYS, 0, -1)]
+    days = efficiency_days(today)
     held = dict.fromkeys(days, 0.0)
     busy = dict.fromkeys(days, 0.0)
     measured: set[date] = set()
